@@ -1,0 +1,1 @@
+"""Benchmark orchestration: runs, results files and summaries."""

@@ -1,0 +1,171 @@
+"""``matpo-bench run``: evaluate a policy on an env in one or more modes, resumably."""
+
+from __future__ import annotations
+
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm.auto import tqdm
+
+from matpo_gym.bench.results import ResultsFile, write_json_atomic
+from matpo_gym.bench.summary import ModeSummary, format_table, summarize
+from matpo_gym.config import to_dict
+from matpo_gym.core.trajectory import EpisodeResult
+from matpo_gym.envs.gym_env import MatpoEnv
+from matpo_gym.envs.spec import MODES, load_env_spec
+from matpo_gym.policies.base import Policy
+from matpo_gym.policies.registry import load_policy
+from matpo_gym.rollout import EpisodeRequest, rollout
+from matpo_gym.tools.noise import ALL_KINDS, NoiseConfig
+
+
+@dataclass
+class RunConfig:
+    """Evaluate a policy on an environment (the offline world by default)."""
+
+    env: str = "world-frames"
+    """Env name from the catalogue (``envs/``), or a path to an env .toml file."""
+    mode: str = "matpo,single"
+    """Comma-separated modes: ``matpo`` (planner + worker) and/or ``single``."""
+    policy: str = "scripted"
+    """Policy name from ``policies/``, a built-in type, or ``module:Class``."""
+    noise: float = 0.0
+    """Probability that a tool call is hit by injected noise."""
+    noise_kinds: str = "all"
+    """Comma-separated noise kinds, or ``all`` (error, timeout, irrelevant, truncate, corrupt, shuffle)."""
+    limit: int | None = 50
+    """Questions to evaluate (a seeded sample); None for all."""
+    samples: int = 1
+    """Episodes per question (repeats for pass@k)."""
+    split: str | None = None
+    """Task split; defaults to the env's."""
+    seed: int = 0
+    """Seed for question sampling and tool noise."""
+    out: Path = Path("runs")
+    """Folder for run folders."""
+    name: str | None = None
+    """Run folder name; defaults to ``<env>-<policy>-noise<rate>-seed<seed>``. Reusing it resumes."""
+    batch_size: int = 16
+    """Episodes played at once (their turns share one generate call)."""
+    threads: int = 8
+    """Threads for concurrent tool calls."""
+    save_trajectories: bool = True
+    """Keep every trajectory in the results file."""
+    quiet: bool = False
+    """No progress bar."""
+
+    def modes(self) -> list[str]:
+        modes = [m.strip() for m in self.mode.split(",") if m.strip()]
+        bad = [m for m in modes if m not in MODES]
+        if bad or not modes:
+            raise ValueError(f"Unknown mode {bad[0] if bad else self.mode!r}; use {', '.join(MODES)}.")
+        return modes
+
+    def noise_config(self) -> NoiseConfig:
+        kinds = ALL_KINDS if self.noise_kinds == "all" else tuple(k.strip() for k in self.noise_kinds.split(","))
+        return NoiseConfig(rate=self.noise, kinds=kinds, seed=self.seed)
+
+    def run_name(self) -> str:
+        policy = Path(self.policy).stem.replace(":", ".")
+        return self.name or f"{Path(self.env).stem}-{policy}-noise{self.noise:g}-seed{self.seed}"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's outcome."""
+    out = {"python": platform.python_version()}
+    for package in ("matpo-gym", "gymnasium", "bm25s", "torch", "transformers"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def result_record(result: EpisodeResult, *, key: str, mode: str, sample: int, seconds: float,
+                  family: str, metadata_: dict[str, Any], with_trajectories: bool) -> dict[str, Any]:
+    """The JSONL record of one finished episode."""
+    record = result.to_dict(with_trajectories=with_trajectories)
+    record.update(
+        key=key,
+        mode=mode,
+        sample=sample,
+        family=family,
+        task_metadata=metadata_,
+        turns=sum(len(t.turns) for t in result.trajectories),
+        seconds=seconds,
+    )
+    return record
+
+
+def select_tasks(env: MatpoEnv, limit: int | None, seed: int) -> list:
+    tasks = list(env.tasks)
+    random.Random(seed).shuffle(tasks)
+    return tasks if limit is None else tasks[:limit]
+
+
+def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | None = None) -> list[ModeSummary]:
+    """Evaluate; resumes from the run folder's results files when they exist."""
+    stream = stream or sys.stdout
+    modes = config.modes()
+    spec = load_env_spec(config.env)
+    noise = config.noise_config()
+    policy = policy or load_policy(config.policy)
+    folder = config.out / config.run_name()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        folder / "run.json",
+        {
+            "config": to_dict(config),
+            "env_spec": to_dict(spec),
+            "policy": policy.name,
+            "versions": versions(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "argv": sys.argv,
+        },
+    )
+    summaries = []
+    for mode in modes:
+        def make_env(mode: str = mode) -> MatpoEnv:
+            return MatpoEnv(spec, mode=mode, split=config.split, noise=noise)  # type: ignore[arg-type]
+
+        probe = make_env()
+        tasks = select_tasks(probe, config.limit, config.seed)
+        results = ResultsFile(folder / f"{mode}.jsonl")
+        done = results.done_keys
+        requests = [
+            EpisodeRequest(task, f"{task.id}/s{sample}")
+            for task in tasks
+            for sample in range(config.samples)
+            if f"{task.id}/s{sample}" not in done
+        ]
+        families = {task.id: (task.family, task.metadata) for task in tasks}
+        total = len(tasks) * config.samples
+        bar = tqdm(total=total, initial=total - len(requests), desc=f"{spec.name} [{mode}]",
+                   unit="ep", disable=config.quiet, file=sys.stderr, dynamic_ncols=True)
+        started = time.perf_counter()
+        correct = sum(r["score"] for r in results.records)
+        for result in rollout(make_env, policy, requests, batch_size=config.batch_size, threads=config.threads):
+            family, task_metadata = families[result.task_id]
+            sample = int(result.episode_id.rsplit("/s", 1)[1])
+            results.append(
+                result_record(
+                    result, key=result.episode_id, mode=mode, sample=sample,
+                    seconds=time.perf_counter() - started, family=family, metadata_=task_metadata,
+                    with_trajectories=config.save_trajectories,
+                )
+            )
+            correct += result.score
+            bar.update(1)
+            bar.set_postfix(acc=f"{correct / len(results.records):.3f}")
+        bar.close()
+        summaries.append(summarize(mode, results.records))
+    write_json_atomic(folder / "summary.json", [s.to_dict() for s in summaries])
+    print(f"\n{spec.name} | policy {policy.name} | noise {config.noise:g} | results in {folder}", file=stream)
+    print(format_table(summaries), file=stream)
+    return summaries

@@ -1,0 +1,95 @@
+"""Fitting a conversation into a token budget by dropping its middle.
+
+The system prompt and the first user message (the question or subtask) are always kept, as are
+the latest messages that fit; a short note stands where messages were dropped. When even the
+latest message alone is too long, its content is cut. Every cut is reported, never silent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from matpo_gym.core.messages import Message
+
+TokenCounter = Callable[[str], int]
+
+_PIECES = re.compile(r"\w+|[^\w\s]")
+MESSAGE_OVERHEAD = 4
+"""Tokens a chat template spends around each message (role markers, separators)."""
+
+
+def approx_tokens(text: str) -> int:
+    """A tokenizer-free estimate: words and punctuation marks, ~1.3 per English word piece.
+
+    Used when no tokenizer is given; pass the policy's tokenizer for exact budgets.
+    """
+    return len(_PIECES.findall(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """A context-fitted prompt and what was cut to get it."""
+
+    messages: tuple[Message, ...]
+    tokens: int
+    dropped_messages: int
+    cut_chars: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.dropped_messages > 0 or self.cut_chars > 0
+
+
+def _note(count: int) -> Message:
+    return Message("user", f"[{count} earlier message(s) removed to fit the context window]")
+
+
+def _cut_content(message: Message, budget: int, count: TokenCounter) -> tuple[Message, int]:
+    """Shorten ``message`` to ``budget`` tokens (binary search on characters); chars removed."""
+    text = message.content
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(text[:mid]) + MESSAGE_OVERHEAD <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    marker = " [...cut to fit the context window]"
+    kept = text[: max(0, lo - len(marker))]
+    return Message(message.role, kept + marker, message.name), len(text) - len(kept)
+
+
+def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = approx_tokens) -> Fitted:
+    """Keep head (system + first user message) and the longest tail that fits in ``limit`` tokens."""
+    sizes = [count(m.content) + MESSAGE_OVERHEAD for m in messages]
+    total = sum(sizes)
+    if total <= limit:
+        return Fitted(tuple(messages), total, 0, 0)
+    head_len = min(2, len(messages))
+    head, head_tokens = list(messages[:head_len]), sum(sizes[:head_len])
+    note_tokens = count(_note(len(messages)).content) + MESSAGE_OVERHEAD
+    budget = limit - head_tokens - note_tokens
+    tail: list[Message] = []
+    tail_tokens = 0
+    for index in range(len(messages) - 1, head_len - 1, -1):
+        if tail_tokens + sizes[index] > budget:
+            break
+        tail.insert(0, messages[index])
+        tail_tokens += sizes[index]
+    dropped = len(messages) - head_len - len(tail)
+    cut_chars = 0
+    if not tail and len(messages) > head_len:
+        latest, cut_chars = _cut_content(messages[-1], max(budget, MESSAGE_OVERHEAD + 1), count)
+        tail = [latest]
+        tail_tokens = count(latest.content) + MESSAGE_OVERHEAD
+        dropped = len(messages) - head_len - 1
+    elif not tail:
+        # only the head is there and it alone is too long: cut the first user message
+        first, cut_chars = _cut_content(head[-1], max(limit - sum(sizes[:-1]), MESSAGE_OVERHEAD + 1), count)
+        head[-1] = first
+        return Fitted(tuple(head), limit, 0, cut_chars)
+    out = head + ([_note(dropped)] if dropped else []) + tail
+    tokens = head_tokens + tail_tokens + (note_tokens if dropped else 0)
+    return Fitted(tuple(out), tokens, dropped, cut_chars)

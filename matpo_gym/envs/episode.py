@@ -1,0 +1,303 @@
+"""One episode as a state machine: who acts next, what they see, and what their action does.
+
+This is the multi-turn loop of the suite, kept free of Gymnasium so that the gym env, the batched
+rollout and the trainers all drive the same code. In MATPO mode the planner's only tool is the
+``worker``: calling it pushes a worker with a fresh context (its system prompt and one message
+that recaps the question and states the subtask). The worker searches and browses until it
+answers with a summary, which, thinking removed and cut to size, returns to the planner as the
+worker tool's result. A worker that runs out of turns or context is asked for that summary once;
+workers cannot spawn workers. In single mode the agent calls the tools itself.
+
+Stop reasons: ``error`` (the episode was aborted, see :meth:`Episode.abort`), ``answer`` (the planner or single agent answered: terminated) and ``turn_limit``
+(truncated). A worker's trajectory ends with ``answer``, or ``no_summary`` when it ignored the
+request for one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from matpo_gym.core.actions import Answer, ParseError, ToolCall, parse_action, strip_thinking
+from matpo_gym.core.messages import Message, Prompt, Role
+from matpo_gym.core.trajectory import EpisodeResult, EpisodeStats, Trajectory, Turn
+from matpo_gym.data.tasks import Task
+from matpo_gym.envs.context import TokenCounter, approx_tokens, fit_context
+from matpo_gym.envs.prompts import WORKER_TOOL, PromptSet, question_message
+from matpo_gym.envs.spec import LimitsSpec, Mode
+from matpo_gym.scoring.scorers import Scorer
+from matpo_gym.tools.base import Tool, ToolResult, run_tool, unknown_tool, validate_arguments
+
+SUMMARY_REQUEST = (
+    "You have used your turn or context budget. Do not call any more tools. Write your final "
+    "summary now, inside <answer>...</answer>: your conclusion, the facts that support it with "
+    "their sources, and what you could not find."
+)
+NO_SUMMARY = "The worker stopped without a summary; its subtask is unresolved."
+SUMMARY_CUT = " [...summary cut]"
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    """Token-level detail of one completion, when the policy provides it."""
+
+    prompt_ids: list[int] | None = None
+    completion_ids: list[int] | None = None
+    completion_logprobs: list[float] | None = None
+
+
+@dataclass(slots=True)
+class _Agent:
+    """One role instance in the episode's stack of active agents."""
+
+    trajectory: Trajectory
+    tools: Mapping[str, Tool]
+    max_turns: int
+    turns: int = 0
+    summary_requested: bool = False
+
+
+@dataclass(slots=True)
+class StepOutcome:
+    """What one action did to the episode."""
+
+    terminated: bool = False
+    truncated: bool = False
+    tool_result: ToolResult | None = None
+    events: list[str] = field(default_factory=list)
+
+
+class Episode:
+    """Plays one task to the end in ``matpo`` or ``single`` mode."""
+
+    def __init__(
+        self,
+        task: Task,
+        *,
+        mode: Mode,
+        tools: Mapping[str, Tool],
+        prompts: PromptSet,
+        limits: LimitsSpec,
+        scorer: Scorer,
+        episode_id: str,
+        format_weight: float = 0.0,
+        count_tokens: TokenCounter = approx_tokens,
+        tool_timeout: float | None = 30.0,
+        site_base: str | None = None,
+    ):
+        if mode not in ("matpo", "single"):
+            raise ValueError(f"Unknown mode {mode!r}; use 'matpo' or 'single'.")
+        self.task = task
+        self.mode = mode
+        self.tools = dict(tools)
+        self.prompts = prompts
+        self.limits = limits
+        self.scorer = scorer
+        self.episode_id = episode_id
+        self.format_weight = format_weight
+        self.count_tokens = count_tokens
+        self.tool_timeout = tool_timeout
+        self.stats = EpisodeStats()
+        self.trajectories: list[Trajectory] = []
+        self.prediction: str | None = None
+        self.stop_reason: str | None = None
+        self.error: str | None = None
+        self._ids = itertools.count()
+        root_role = Role.PLANNER if mode == "matpo" else Role.SINGLE
+        root_tools: Mapping[str, Tool] = {} if mode == "matpo" else self.tools
+        specs = [WORKER_TOOL] if mode == "matpo" else [t.spec for t in self.tools.values()]
+        max_turns = limits.planner_turns if mode == "matpo" else limits.single_turns
+        root = self._new_trajectory(root_role, parent=None)
+        self._question_text = question_message(task, site_base)
+        root.messages += [
+            Message("system", prompts.system(root_role, specs, max_turns)),
+            Message("user", f"Question: {self._question_text}"),
+        ]
+        self._stack: list[_Agent] = [_Agent(root, root_tools, max_turns)]
+        self._prompt_cache: tuple[tuple[str, int], Prompt] | None = None
+
+    # -- what the model sees -------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None
+
+    @property
+    def acting(self) -> Trajectory:
+        """The trajectory of the role that acts next."""
+        return self._stack[-1].trajectory
+
+    def prompt(self) -> Prompt:
+        """The acting role's messages, fitted to the context budget.
+
+        Cached until the conversation changes, so asking twice counts one truncation.
+        """
+        agent = self._stack[-1]
+        key = (agent.trajectory.id, len(agent.trajectory.messages))
+        if self._prompt_cache is not None and self._prompt_cache[0] == key:
+            return self._prompt_cache[1]
+        fitted = fit_context(agent.trajectory.messages, self.limits.context_tokens, self.count_tokens)
+        if fitted.truncated:
+            self.stats.context_truncations += 1
+            if agent.trajectory.role is Role.WORKER and not agent.summary_requested:
+                self._request_summary(agent)
+                fitted = fit_context(agent.trajectory.messages, self.limits.context_tokens, self.count_tokens)
+        names = (WORKER_TOOL.name,) if agent.trajectory.role is Role.PLANNER else tuple(agent.tools)
+        prompt = Prompt(agent.trajectory.role, fitted.messages, agent.trajectory.id, names)
+        self._prompt_cache = ((agent.trajectory.id, len(agent.trajectory.messages)), prompt)
+        return prompt
+
+    # -- what an action does -------------------------------------------------------------------
+
+    def step(self, text: str, tokens: TokenRecord | None = None) -> StepOutcome:
+        """Apply the acting role's completion ``text``."""
+        if self.done:
+            raise RuntimeError("The episode is over; call reset() to start a new one.")
+        agent = self._stack[-1]
+        prompt = self.prompt()
+        action = parse_action(text)
+        kind = {ToolCall: "tool_call", Answer: "answer", ParseError: "invalid"}[type(action)]
+        tokens = tokens or TokenRecord()
+        agent.trajectory.turns.append(
+            Turn(prompt.messages, text, kind, tokens.prompt_ids, tokens.completion_ids, tokens.completion_logprobs)
+        )
+        agent.trajectory.messages.append(Message("assistant", text))
+        agent.turns += 1
+        outcome = StepOutcome()
+
+        if isinstance(action, Answer):
+            self._finish_agent(agent, action.text, "answer", outcome)
+            return outcome
+        if agent.summary_requested:
+            self._finish_agent(agent, None, "no_summary", outcome)
+            return outcome
+        if isinstance(action, ParseError):
+            self.stats.invalid_actions += 1
+            agent.trajectory.messages.append(Message("user", action.message))
+        else:
+            outcome.tool_result = self._call_tool(agent, action)
+            if self._stack[-1] is not agent:  # a worker was spawned; limits apply when it returns
+                return outcome
+        self._check_turn_limit(agent, outcome)
+        return outcome
+
+    def abort(self, reason: str) -> None:
+        """End the episode without an answer (e.g. the policy or a tool broke); it scores 0."""
+        if not self.done:
+            self.acting.stop_reason = "error"
+            self.stop_reason = "error"
+            self.error = reason
+
+    def _check_turn_limit(self, agent: _Agent, outcome: StepOutcome) -> None:
+        if agent.turns < agent.max_turns:
+            return
+        if agent.trajectory.role is Role.WORKER:
+            self._request_summary(agent)
+        else:
+            self._finish_agent(agent, None, "turn_limit", outcome)
+
+    def _call_tool(self, agent: _Agent, call: ToolCall) -> ToolResult:
+        role = agent.trajectory.role
+        if role is Role.PLANNER and call.name == WORKER_TOOL.name:
+            return self._spawn_worker(agent, call)
+        self.stats.tool_calls += 1
+        tool = agent.tools.get(call.name)
+        if tool is None:
+            available = [WORKER_TOOL.name] if role is Role.PLANNER else list(agent.tools)
+            result = unknown_tool(call.name, call.arguments, available)
+        else:
+            result = run_tool(tool, call.arguments, timeout=self.tool_timeout)
+            pop = getattr(tool, "pop_events", None)
+            if pop is not None:
+                result.noise = [event.to_dict() for event in pop()]
+                self.stats.noise_events += [
+                    {**event, "trajectory_id": agent.trajectory.id} for event in result.noise
+                ]
+        if not result.ok:
+            self.stats.tool_errors += 1
+            self.stats.tool_timeouts += result.error == "timeout"
+        agent.trajectory.messages.append(Message("tool", result.text, name=call.name))
+        return result
+
+    def _spawn_worker(self, planner: _Agent, call: ToolCall) -> ToolResult:
+        problem = validate_arguments(WORKER_TOOL, call.arguments)
+        if problem is not None:
+            self.stats.tool_errors += 1
+            planner.trajectory.messages.append(Message("tool", problem, name=WORKER_TOOL.name))
+            return ToolResult(WORKER_TOOL.name, call.arguments, problem, ok=False, error="bad_arguments")
+        self.stats.workers_spawned += 1
+        worker = self._new_trajectory(Role.WORKER, parent=planner.trajectory.id)
+        specs = [t.spec for t in self.tools.values()]
+        worker.messages += [
+            Message("system", self.prompts.system(Role.WORKER, specs, self.limits.worker_turns)),
+            Message("user", self.prompts.worker_message(self._question_text, call.arguments["subtask"])),
+        ]
+        self._stack.append(_Agent(worker, self.tools, self.limits.worker_turns))
+        return ToolResult(WORKER_TOOL.name, call.arguments, "(worker started)")
+
+    def _request_summary(self, agent: _Agent) -> None:
+        agent.summary_requested = True
+        agent.trajectory.messages.append(Message("user", SUMMARY_REQUEST))
+
+    def _finish_agent(self, agent: _Agent, final: str | None, reason: str, outcome: StepOutcome) -> None:
+        trajectory = agent.trajectory
+        trajectory.final, trajectory.stop_reason = final, reason
+        self._stack.pop()
+        if trajectory.role is Role.WORKER:
+            summary = self._summarise(final)
+            parent = self._stack[-1]
+            parent.trajectory.messages.append(Message("tool", summary, name=WORKER_TOOL.name))
+            outcome.events.append(f"worker {trajectory.id} returned ({reason})")
+            self._check_turn_limit(parent, outcome)
+            return
+        self.prediction = final
+        self.stop_reason = reason
+        outcome.terminated = reason == "answer"
+        outcome.truncated = not outcome.terminated
+
+    def _summarise(self, final: str | None) -> str:
+        """The worker's summary as the planner will read it."""
+        if final is None:
+            return NO_SUMMARY
+        summary = strip_thinking(final).strip() or NO_SUMMARY
+        limit = self.limits.summary_chars
+        if len(summary) > limit:
+            summary = summary[: max(0, limit - len(SUMMARY_CUT))] + SUMMARY_CUT
+        return summary
+
+    def _new_trajectory(self, role: Role, parent: str | None) -> Trajectory:
+        trajectory = Trajectory(
+            id=f"{self.episode_id}/{role.value}-{next(self._ids)}",
+            episode_id=self.episode_id,
+            role=role,
+            parent_id=parent,
+        )
+        self.trajectories.append(trajectory)
+        return trajectory
+
+    # -- the outcome ---------------------------------------------------------------------------
+
+    def result(self) -> EpisodeResult:
+        """Score the finished episode; reward = (1 - w) * score + w * mean format validity."""
+        if not self.done:
+            raise RuntimeError("The episode is not finished yet.")
+        metrics = self.scorer.score(self.prediction, self.task)
+        score = metrics[self.scorer.primary]
+        format_mean = sum(t.format_score for t in self.trajectories) / len(self.trajectories)
+        reward = (1 - self.format_weight) * score + self.format_weight * format_mean
+        return EpisodeResult(
+            episode_id=self.episode_id,
+            task_id=self.task.id,
+            question=self.task.question,
+            gold=self.task.answer,
+            prediction=self.prediction,
+            score=score,
+            reward=reward,
+            stop_reason=self.stop_reason or "",
+            trajectories=list(self.trajectories),
+            stats=self.stats,
+            metrics=metrics,
+            error=self.error,
+        )
+

@@ -1,0 +1,144 @@
+"""The environment spec: one TOML file in ``envs/`` describes a named environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from matpo_gym.catalogue import resolve
+from matpo_gym.config import ConfigError, from_dict, load_toml
+
+Mode = Literal["matpo", "single"]
+MODES: tuple[Mode, ...] = ("matpo", "single")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where the tasks come from."""
+
+    kind: Literal["world", "frames", "webwalkerqa", "gaia", "jsonl"] = "world"
+    """``world`` is the offline synthetic world; the others are the real benchmarks or a file."""
+    family: str = "frames"
+    """World question family: ``frames``, ``webwalker``, ``gaia`` or ``musique``."""
+    difficulty: str | None = None
+    """Keep only tasks of this difficulty (``easy``, ``medium``, ``hard``); None keeps all."""
+    path: str | None = None
+    """Local data file or folder (real benchmarks, ``jsonl``)."""
+    split: str = "test"
+    """Dataset split to draw tasks from."""
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Offline world generation knobs (see :class:`~matpo_gym.data.world.WorldConfig`)."""
+
+    seed: int = 0
+    """World seed: a different seed is a different encyclopedia."""
+    num_entities: int = 400
+    """Entities in the world (pages grow with distractors and categories)."""
+    distractors_per_entity: float = 0.3
+    """Near-duplicate distractor pages per entity."""
+    filler_paragraphs: int = 2
+    """Irrelevant prose paragraphs per page: the page-length knob."""
+
+
+@dataclass(frozen=True)
+class ToolsSpec:
+    """Which tools the acting role gets and how they behave."""
+
+    names: tuple[str, ...] = ("search", "browse")
+    """Tools of the worker (MATPO mode) or the single agent."""
+    search_top_k: int = 5
+    """Results per search call."""
+    browse_max_chars: int = 4000
+    """Characters per browse window; longer pages are paged."""
+    timeout_s: float = 30.0
+    """Per-call time limit."""
+    backend: Literal["local", "web"] = "local"
+    """``local``: the offline world's page store; ``web``: live search and HTTP browsing."""
+
+
+@dataclass(frozen=True)
+class LimitsSpec:
+    """Turn and context limits (the reference uses 20 turns per role)."""
+
+    planner_turns: int = 20
+    """Planner turns before the episode is truncated."""
+    worker_turns: int = 20
+    """Worker turns before the env asks for its final summary."""
+    single_turns: int = 20
+    """Single-agent turns before the episode is truncated."""
+    context_tokens: int = 32768
+    """Prompt budget per model call; beyond it the middle of the conversation is dropped."""
+    summary_chars: int = 2000
+    """Longest worker summary handed back to the planner."""
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    """How answers are scored and rewarded."""
+
+    scorer: str = "exact_match"
+    """Scorer name (``exact_match``, ``f1``, ``gaia``)."""
+    format_weight: float = 0.0
+    """Reward = (1 - w) * accuracy + w * mean format validity (the reference uses 0.1)."""
+
+
+@dataclass(frozen=True)
+class PromptsSpec:
+    """Prompt template files, relative to the spec file (or the built-in prompts folder)."""
+
+    planner: str = "prompts/planner.md"
+    worker: str = "prompts/worker.md"
+    single: str = "prompts/single.md"
+    worker_task: str = "prompts/worker_task.md"
+    """The worker's first user message: the subtask, with the question recapped."""
+    query_recap: bool = True
+    """Recap the original question in the worker's task message (the paper finds this matters)."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A named environment: a task source, tools, limits, scoring and prompts."""
+
+    name: str
+    description: str = ""
+    version: int = 0
+    mode: Mode = "matpo"
+    """Default mode; ``matpo-bench run --mode`` and ``gym.make(..., mode=)`` override it."""
+    source: SourceSpec = field(default_factory=SourceSpec)
+    world: WorldSpec = field(default_factory=WorldSpec)
+    tools: ToolsSpec = field(default_factory=ToolsSpec)
+    limits: LimitsSpec = field(default_factory=LimitsSpec)
+    scoring: ScoringSpec = field(default_factory=ScoringSpec)
+    prompts: PromptsSpec = field(default_factory=PromptsSpec)
+    root: str = "."
+    """Folder the prompt paths are relative to (set from the file's location)."""
+
+    @property
+    def gym_id(self) -> str:
+        return f"matpo/{self.name}-v{self.version}"
+
+    def prompt_text(self, which: str) -> str:
+        """The text of prompt template ``which`` (``planner``, ``worker``, ...)."""
+        path = Path(self.root) / getattr(self.prompts, which)
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"Env {self.name!r}: cannot read prompt {which!r} at {path}: {exc}") from None
+
+    def with_overrides(self, **changes: Any) -> EnvSpec:
+        return replace(self, **changes)
+
+
+def load_env_spec(name_or_path: str) -> EnvSpec:
+    """Resolve ``name_or_path`` in the catalogue and validate it."""
+    path = resolve("envs", name_or_path)
+    data = load_toml(path)
+    data.setdefault("name", path.stem)
+    try:
+        spec = from_dict(EnvSpec, {**data, "root": str(path.parent)})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return spec

@@ -1,0 +1,41 @@
+"""Building an env's tools from its spec: shared heavy parts, per-env noise wrappers."""
+
+from __future__ import annotations
+
+import functools
+from typing import Mapping
+
+from matpo_gym.data.tasks import PageStore
+from matpo_gym.envs.spec import ToolsSpec
+from matpo_gym.tools.base import Tool
+from matpo_gym.tools.browse import Browse, StoreFetcher
+from matpo_gym.tools.noise import NoiseConfig, apply_noise
+from matpo_gym.tools.search import LocalSearch
+
+TOOL_NAMES = ("search", "browse")
+
+
+@functools.lru_cache(maxsize=8)
+def _local_search(site: PageStore, top_k: int) -> LocalSearch:
+    """One BM25 index per site, shared by every env of the process (it is read-only)."""
+    return LocalSearch(site, top_k=top_k)
+
+
+def build_tools(spec: ToolsSpec, site: PageStore | None, noise: NoiseConfig | None = None) -> dict[str, Tool]:
+    """The tools named in ``spec``, wrapped in noise when ``noise.rate > 0``."""
+    unknown = [name for name in spec.names if name not in TOOL_NAMES]
+    if unknown:
+        raise ValueError(f"Unknown tool {unknown[0]!r}; available tools: {', '.join(TOOL_NAMES)}.")
+    if spec.backend == "web":
+        from matpo_gym.tools.web import web_tools
+
+        tools: Mapping[str, Tool] = web_tools(spec)
+    else:
+        if site is None:
+            raise ValueError("Local tools need an offline site; this env's source has none.")
+        tools = {
+            "search": _local_search(site, spec.search_top_k),
+            "browse": Browse(StoreFetcher(site), max_chars=spec.browse_max_chars),
+        }
+    chosen = {name: tools[name] for name in spec.names}
+    return apply_noise(chosen, noise) if noise is not None else chosen

@@ -1,0 +1,29 @@
+"""The policy protocol: batched text generation over prompts of any role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+from matpo_gym.core.messages import Prompt
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One generated turn. Model policies fill the token fields; scripted ones leave them None."""
+
+    text: str
+    prompt_ids: list[int] | None = None
+    token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+    """Log-probability of each generated token under the sampling policy."""
+    finish_reason: str = "stop"
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Generates one completion per prompt. Planner and worker prompts arrive in the same batch."""
+
+    name: str
+
+    def generate(self, prompts: Sequence[Prompt]) -> list[Completion]: ...

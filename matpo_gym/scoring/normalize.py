@@ -1,0 +1,36 @@
+"""Answer normalisation shared by the scorers."""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+_NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?$")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD-style normalisation: NFKC, lower case, no punctuation, no articles, single spaces.
+
+    Thousands separators inside numbers are removed first, so ``1,234`` and ``1234`` agree.
+
+    >>> normalize_answer("  The Krelvo  Industries! ")
+    'krelvo industries'
+    >>> normalize_answer("1,234")
+    '1234'
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+    text = text.translate(_PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def as_number(text: str) -> float | None:
+    """The number ``text`` denotes (after removing ``$ % ,`` and spaces), or None."""
+    cleaned = re.sub(r"[\s$%,]", "", text)
+    if not _NUMBER.match(cleaned):
+        return None
+    return float(cleaned)

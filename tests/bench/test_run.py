@@ -1,0 +1,101 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from matpo_gym.bench.results import ResultsFile
+from matpo_gym.bench.run import RunConfig, run
+from matpo_gym.cli import main
+
+HERE = Path(__file__).parent
+
+
+def read_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_run_writes_records_and_summary(tmp_path, capsys):
+    summaries = run(RunConfig(limit=6, out=tmp_path, name="r", quiet=True))
+    assert [s.mode for s in summaries] == ["matpo", "single"]
+    for mode in ("matpo", "single"):
+        records = read_records(tmp_path / "r" / f"{mode}.jsonl")
+        assert len(records) == 6 and len({r["key"] for r in records}) == 6
+        assert all(r["mode"] == mode and r["trajectories"] for r in records)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary[0]["n"] == 6
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta["config"]["limit"] == 6 and "gymnasium" in meta["versions"]
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "matpo" in out and "single" in out
+
+
+def test_scripted_solves_easy_questions_and_random_does_not(tmp_path):
+    [scripted] = run(RunConfig(mode="single", limit=30, out=tmp_path, name="s", quiet=True))
+    [floor] = run(RunConfig(mode="single", policy="random", limit=30, out=tmp_path, name="f", quiet=True))
+    assert scripted.accuracy >= 0.4
+    assert floor.accuracy <= 0.1
+
+
+def test_rerun_resumes_instead_of_repeating(tmp_path):
+    config = RunConfig(mode="single", limit=4, out=tmp_path, name="r", quiet=True)
+    run(config)
+    path = tmp_path / "r" / "single.jsonl"
+    first = read_records(path)
+    config.limit = 8
+    run(config)
+    second = read_records(path)
+    assert second[:4] == first
+    assert len(second) == 8 and len({r["key"] for r in second}) == 8
+
+
+def test_half_written_line_is_dropped_on_open(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"key": "a", "score": 1}\n{"key": "b", "sc')
+    results = ResultsFile(path)
+    assert results.done_keys == {"a"}
+    assert path.read_text() == '{"key": "a", "score": 1}\n'
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path):
+    command = [
+        sys.executable, "-m", "matpo_gym.cli", "run", "--mode", "single", "--limit", "12",
+        "--batch-size", "2", "--policy", f"{HERE / 'slow_policy.py'}:SlowPolicy",
+        "--out", str(tmp_path), "--name", "k", "--quiet",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    path = tmp_path / "k" / "single.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not path.exists() or len(read_records(path)) < 2):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = read_records(path)
+    assert 2 <= len(done_before) < 12
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    records = read_records(path)
+    assert records[: len(done_before)] == done_before
+    assert len(records) == 12 and len({r["key"] for r in records}) == 12
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--env", "nope"], "Unknown env 'nope'"),
+        (["run", "--policy", "nope"], "Unknown policy 'nope'"),
+        (["run", "--policy", "no_module_here:X"], "Cannot import policy module"),
+        (["run", "--mode", "duo"], "Unknown mode"),
+        (["run", "--env", "frames"], "huggingface-cli download"),
+        (["run", "--noise", "2"], "rate"),
+    ],
+)
+def test_cli_errors_are_one_clear_line(args, message, capsys, tmp_path):
+    assert main([*args, "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("matpo-bench: error:") and message in err

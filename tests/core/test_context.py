@@ -1,0 +1,36 @@
+from matpo_gym.core.messages import Message
+from matpo_gym.envs.context import MESSAGE_OVERHEAD, approx_tokens, fit_context
+
+
+def conversation(turns: int, words: int = 50) -> list[Message]:
+    messages = [Message("system", "You are helpful."), Message("user", "Question: what?")]
+    for i in range(turns):
+        messages.append(Message("assistant", f"call {i}"))
+        messages.append(Message("tool", " ".join([f"w{i}"] * words)))
+    return messages
+
+
+def test_short_conversation_is_untouched():
+    messages = conversation(2)
+    fitted = fit_context(messages, 10_000)
+    assert fitted.messages == tuple(messages)
+    assert not fitted.truncated
+
+
+def test_middle_is_dropped_head_and_latest_kept():
+    messages = conversation(10)
+    fitted = fit_context(messages, 200)
+    assert fitted.truncated and fitted.dropped_messages > 0
+    assert fitted.messages[:2] == tuple(messages[:2])
+    assert fitted.messages[-1] == messages[-1]
+    assert "removed to fit" in fitted.messages[2].content
+    assert sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in fitted.messages) <= 200
+    assert fitted.tokens <= 200
+
+
+def test_oversized_latest_message_is_cut():
+    messages = conversation(1, words=5_000)
+    fitted = fit_context(messages, 300)
+    assert fitted.cut_chars > 0
+    assert fitted.messages[-1].content.endswith("[...cut to fit the context window]")
+    assert sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in fitted.messages) <= 300

@@ -1,0 +1,54 @@
+import warnings
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import matpo_gym  # noqa: F401  (registers the envs)
+from matpo_gym.envs.spec import load_env_spec
+
+WORLD_IDS = sorted(i for i in gym.registry if i.startswith("matpo/world-"))
+
+
+def test_every_catalogue_env_is_registered():
+    assert {"matpo/world-frames-v0", "matpo/world-webwalker-v0", "matpo/world-gaia-v0", "matpo/world-musique-v0",
+            "matpo/frames-v0", "matpo/webwalkerqa-v0", "matpo/gaia-v0"} <= set(gym.registry)
+
+
+@pytest.mark.parametrize("env_id", WORLD_IDS)
+@pytest.mark.parametrize("mode", ["matpo", "single"])
+def test_env_checker_passes_without_warnings(env_id, mode):
+    env = gym.make(env_id, mode=mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("name", ["frames", "webwalkerqa", "gaia"])
+def test_real_benchmarks_without_data_say_how_to_get_it(name):
+    from matpo_gym.data.benchmarks import DatasetUnavailable
+
+    with pytest.raises(DatasetUnavailable, match="huggingface-cli download"):
+        gym.make(f"matpo/{name}-v0")
+
+
+def test_broken_env_file_names_the_bad_key(tmp_path):
+    from matpo_gym.config import ConfigError
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[limits]\nplanner_turn = 3\n')
+    with pytest.raises(ConfigError, match="planner_turn"):
+        load_env_spec(str(bad))
+    bad.write_text('[limits]\nplanner_turns = "three"\n')
+    with pytest.raises(ConfigError, match="limits.planner_turns"):
+        load_env_spec(str(bad))
+    bad.write_text("mode = \n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_env_spec(str(bad))
+
+
+def test_unknown_env_lists_the_available_ones():
+    from matpo_gym.catalogue import CatalogueError
+
+    with pytest.raises(CatalogueError, match="world-frames"):
+        load_env_spec("no-such-env")

@@ -1,0 +1,48 @@
+import pytest
+
+from matpo_gym.config import ConfigError
+from matpo_gym.core.messages import Message, Prompt, Role
+from matpo_gym.policies.registry import PolicyError, load_policy
+from matpo_gym.policies.scripted import RandomPolicy, SearchReadPolicy
+
+
+def prompt(question: str) -> Prompt:
+    return Prompt(Role.SINGLE, (Message("system", "s"), Message("user", f"Question: {question}")), "t", ("search",))
+
+
+def test_builtin_and_catalogue_names():
+    assert isinstance(load_policy("scripted"), SearchReadPolicy)
+    random_policy = load_policy("random", seed=3)
+    assert isinstance(random_policy, RandomPolicy) and random_policy.seed == 3
+
+
+def test_plugin_from_catalogue_file_and_from_target():
+    by_name = load_policy("echo-plugin")
+    by_target = load_policy("policies/echo_plugin.py:EchoPolicy", suffix="!")
+    assert by_name.generate([prompt("Who is X?")])[0].text == "<answer>X</answer>"
+    assert by_target.generate([prompt("Who is X?")])[0].text == "<answer>X!</answer>"
+
+
+def test_bad_policies_are_clear_errors(tmp_path):
+    with pytest.raises(PolicyError, match="module:Class"):
+        load_policy("matpo_gym.policies.scripted:")
+    with pytest.raises(PolicyError, match="has no attribute"):
+        load_policy("matpo_gym.policies.scripted:Nope")
+    with pytest.raises(PolicyError, match="Cannot build policy"):
+        load_policy("scripted", bogus=1)
+    with pytest.raises(PolicyError, match="Policy protocol"):
+        load_policy("builtins:object")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('type = "plugin"\n')
+    with pytest.raises(ConfigError, match="target"):
+        load_policy(str(bad))
+
+
+def test_random_policy_is_deterministic_and_well_formed():
+    from matpo_gym.core.actions import ParseError, parse_action
+
+    policy = RandomPolicy(seed=1)
+    prompts = [prompt(f"What is the population of City{i}?") for i in range(20)]
+    first = [c.text for c in policy.generate(prompts)]
+    assert first == [c.text for c in policy.generate(prompts)]
+    assert not any(isinstance(parse_action(t), ParseError) for t in first)
