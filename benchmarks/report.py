@@ -1,0 +1,65 @@
+"""Run the benchmark suites and write their figures to ``benchmarks/RESULTS.md``.
+
+    python benchmarks/report.py            # every suite
+    python benchmarks/report.py -k search  # a subset (pytest -k expression)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def run_suites(expression: str | None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.json"
+        command = [sys.executable, "-m", "pytest", str(HERE), "-q", "--benchmark-only", f"--benchmark-json={out}"]
+        if expression:
+            command += ["-k", expression]
+        subprocess.run(command, check=True)
+        return json.loads(out.read_text())
+
+
+def format_extra(extra: dict) -> str:
+    return ", ".join(f"{k} = {v:,.1f}" if isinstance(v, float) else f"{k} = {v}" for k, v in extra.items())
+
+
+def render(data: dict) -> str:
+    machine = data.get("machine_info", {})
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine.get('cpu', {}).get('brand_raw', platform.processor())}"
+        f" ({machine.get('cpu', {}).get('count', '?')} cores), Python {platform.python_version()}, no GPU.",
+        "Regenerate with `python benchmarks/report.py`.",
+        "",
+        "| benchmark | mean | min | rounds | figures |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for bench in data["benchmarks"]:
+        stats = bench["stats"]
+        lines.append(
+            f"| `{bench['name']}` | {stats['mean'] * 1e3:,.2f} ms | {stats['min'] * 1e3:,.2f} ms | "
+            f"{stats['rounds']} | {format_extra(bench.get('extra_info', {}))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-k", dest="expression", help="pytest -k expression selecting benchmarks")
+    args = parser.parse_args()
+    (HERE / "RESULTS.md").write_text(render(run_suites(args.expression)))
+    print((HERE / "RESULTS.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
