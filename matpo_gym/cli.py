@@ -3,27 +3,61 @@
 from __future__ import annotations
 
 import sys
+
 import tyro
 
 from matpo_gym.bench.run import RunConfig, run
 from matpo_gym.catalogue import CatalogueError
 from matpo_gym.config import ConfigError
 from matpo_gym.data.benchmarks import DatasetUnavailable
+from matpo_gym.policies.openai import PolicyRequestError
 from matpo_gym.policies.registry import PolicyError
+from matpo_gym.policies.serve import ServeConfig, serve
+from matpo_gym.trainers.config import TrainConfig, load_recipe
 
 COMMANDS = {
     "run": RunConfig,
+    "serve": ServeConfig,
+    "train": TrainConfig,
 }
 
-USER_ERRORS = (CatalogueError, ConfigError, DatasetUnavailable, PolicyError, ValueError, KeyError)
+USER_ERRORS = (CatalogueError, ConfigError, DatasetUnavailable, PolicyError, PolicyRequestError, ValueError, KeyError)
+
+
+def _recipe_argument(args: list[str]) -> tuple[str | None, list[str]]:
+    """Split ``--recipe PATH`` (or ``--recipe=PATH``) out of the train arguments."""
+    for index, arg in enumerate(args):
+        if arg == "--recipe" and index + 1 < len(args):
+            return args[index + 1], args[:index] + args[index + 2 :]
+        if arg.startswith("--recipe="):
+            return arg.split("=", 1)[1], args[:index] + args[index + 1 :]
+    return None, args
+
+
+def parse(argv: list[str] | None) -> object:
+    """The command object; a train recipe's values become the defaults that flags override."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["train"]:
+        recipe, rest = _recipe_argument(args[1:])
+        if recipe is not None:
+            default = load_recipe(recipe)
+            default.recipe = recipe
+            return tyro.cli(TrainConfig, args=rest, default=default, prog="matpo-bench train")
+    return tyro.extras.subcommand_cli_from_dict(COMMANDS, args=args, prog="matpo-bench", description=__doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen job; user errors print one clear line."""
-    command = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="matpo-bench", description=__doc__)
     try:
+        command = parse(argv)
         if isinstance(command, RunConfig):
             run(command)
+        elif isinstance(command, ServeConfig):
+            serve(command)
+        elif isinstance(command, TrainConfig):
+            from matpo_gym.trainers import main as train
+
+            train(command)
     except USER_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"matpo-bench: error: {message}", file=sys.stderr)

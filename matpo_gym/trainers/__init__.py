@@ -1,0 +1,36 @@
+"""Trainers: SFT warm start, single-agent GRPO and MATPO, sharing rollout, loss and checkpoints."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from matpo_gym.trainers.config import TrainConfig, load_recipe
+from matpo_gym.trainers.recipe import Recipe
+
+TRAINERS: dict[str, str] = {
+    "sft": "matpo_gym.trainers.sft:SFTTrainer",
+    "grpo": "matpo_gym.trainers.rl:RLTrainer",
+    "matpo": "matpo_gym.trainers.rl:RLTrainer",
+}
+
+
+def make_trainer(config: TrainConfig) -> Recipe:
+    """The recipe for ``config.algo`` (imported lazily: torch is only needed to train)."""
+    import importlib
+
+    module_name, _, attr = TRAINERS[config.algo].partition(":")
+    factory: Callable[[TrainConfig], Recipe] = getattr(importlib.import_module(module_name), attr)
+    return factory(config)
+
+
+def main(config: TrainConfig) -> dict[str, float]:
+    """Set up, train (resuming from the latest checkpoint in ``config.out``), clean up."""
+    trainer = make_trainer(config)
+    trainer.setup()
+    try:
+        return trainer.train()
+    finally:
+        trainer.cleanup()
+
+
+__all__ = ["TRAINERS", "Recipe", "TrainConfig", "load_recipe", "main", "make_trainer"]

@@ -1,0 +1,108 @@
+"""Training configuration: one dataclass, read from a recipe file and overridden on the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from matpo_gym.config import ConfigError, from_dict, load_toml
+from matpo_gym.trainers.loss import Aggregation
+
+Algo = Literal["sft", "grpo", "matpo"]
+
+
+@dataclass
+class TrainConfig:
+    """Train a model on an env: SFT on scripted demonstrations, or RL with GRPO / MATPO."""
+
+    recipe: str | None = None
+    """Recipe file (``trainers/NAME.toml`` or a name) whose ``[train]`` values are the defaults."""
+    algo: Algo = "matpo"
+    """``sft`` (imitate scripted demos), ``grpo`` (single agent) or ``matpo`` (planner + worker)."""
+    model: str = "tiny"
+    """Model path, hub name, or ``tiny`` (a small Llama built locally, no download)."""
+    init_from: str | None = None
+    """Start from this checkpoint folder (e.g. an SFT run's ``final``) instead of ``model``."""
+    env: str = "world-frames"
+    """Training env (its train split is used)."""
+    eval_env: str | None = None
+    """Held-out env for evaluation (its test split); defaults to ``env``."""
+    out: Path = Path("runs/train")
+    """Output folder: checkpoints, metrics.jsonl, curves."""
+    steps: int = 20
+    """Optimizer steps."""
+    questions_per_step: int = 8
+    """Questions per step (the paper uses 256)."""
+    group_size: int = 4
+    """Rollouts per question, G (the paper uses 8)."""
+    lr: float = 1e-5
+    """Learning rate (constant, AdamW)."""
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    clip_eps: float = 0.2
+    """PPO ratio clip."""
+    clip_eps_high: float | None = None
+    """Upper ratio clip (clip-higher); None uses ``clip_eps``."""
+    dual_clip: float | None = None
+    """Dual-clip constant c (e.g. 3.0); None disables it."""
+    kl_coef: float = 0.0
+    """KL-to-reference penalty; 0 keeps no reference model in memory."""
+    aggregation: Aggregation = "token-mean"
+    """Loss aggregation: ``token-mean`` or ``seq-mean-token-sum-norm`` (Dr. GRPO)."""
+    advantage_scale: Literal["std", "none"] = "std"
+    """Divide group advantages by their std (GRPO) or not (Dr. GRPO)."""
+    temperature: float = 1.0
+    """Sampling temperature for rollouts."""
+    max_new_tokens: int = 96
+    """Tokens per model turn."""
+    context_tokens: int | None = None
+    """Override the env's context budget (tokens of the model's own tokenizer)."""
+    planner_turns: int | None = None
+    worker_turns: int | None = None
+    single_turns: int | None = None
+    format_weight: float | None = None
+    """Override the env's format-reward weight."""
+    micro_batch_tokens: int = 16384
+    """Padded tokens per forward/backward pass (gradient accumulation above it)."""
+    epochs_per_step: int = 1
+    """Passes over each step's rollouts (1 keeps it on-policy)."""
+    sft_demos: int = 256
+    """SFT: scripted episodes to collect (successful ones are kept)."""
+    sft_batch_size: int = 16
+    sft_mode: Literal["matpo", "single", "both"] = "both"
+    """SFT: which mode's demonstrations to imitate."""
+    eval_every: int = 5
+    """Evaluate on held-out questions every N steps (0: only at the end)."""
+    eval_questions: int = 32
+    save_every: int = 10
+    """Checkpoint every N steps (0: only at the end)."""
+    seed: int = 0
+    device: str = "auto"
+    rollout_batch: int = 64
+    """Episodes played at once during rollouts."""
+    quiet: bool = False
+
+    @property
+    def mode(self) -> Literal["matpo", "single"]:
+        return "single" if self.algo == "grpo" else "matpo"
+
+
+def load_recipe(path: str | Path) -> TrainConfig:
+    """A recipe file: a TOML whose ``[train]`` table sets :class:`TrainConfig` fields."""
+    path = Path(path)
+    if not path.is_file():
+        from matpo_gym.catalogue import resolve
+
+        path = resolve("trainers", str(path))
+    data = load_toml(path)
+    unknown = set(data) - {"train", "description", "launch", "requires"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key {sorted(unknown)[0]!r}; put settings under [train].")
+    train = dict(data.get("train", {}))
+    if "out" in train:
+        train["out"] = Path(train["out"])
+    try:
+        return from_dict(TrainConfig, train)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

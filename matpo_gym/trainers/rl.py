@@ -1,0 +1,213 @@
+"""GRPO and MATPO: rollout -> reward -> credit -> clipped loss -> step, with one copy of the weights.
+
+The same model generates planner and worker turns (one batched generate call per step of the
+rollout) and is updated by one optimizer step on all of their tokens. The two algorithms differ
+only in credit assignment (:func:`~matpo_gym.trainers.advantages.assign_credit`): GRPO plays
+single-agent episodes and trains the root trajectory; MATPO plays planner + worker episodes and
+gives every worker its planner rollout's advantage.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from matpo_gym.core.trajectory import EpisodeResult
+from matpo_gym.envs.gym_env import MatpoEnv
+from matpo_gym.rollout import EpisodeRequest, rollout
+from matpo_gym.trainers.advantages import assign_credit
+from matpo_gym.trainers.batch import collate, micro_batches, samples_from_credit, token_logprobs
+from matpo_gym.trainers.config import TrainConfig
+from matpo_gym.trainers.loss import policy_loss
+from matpo_gym.trainers.recipe import env_spec_for, held_out_tasks
+from matpo_gym.trainers.state import (
+    Checkpoints,
+    MetricsLog,
+    load_model,
+    plot_curves,
+    resolve_device,
+    seed_everything,
+)
+
+CURVES = ("reward", "accuracy", "eval_accuracy", "clip_fraction", "approx_kl", "tokens_per_second")
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+class RLTrainer:
+    """GRPO (``algo="grpo"``) or MATPO (``algo="matpo"``) on a tool-use env."""
+
+    def __init__(self, config: TrainConfig):
+        if config.algo not in ("grpo", "matpo"):
+            raise ValueError(f"RLTrainer runs grpo or matpo, not {config.algo!r}.")
+        self.config = config
+        self.start_step = 0
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from matpo_gym.policies.hf import HFPolicy
+
+        cfg = self.config
+        seed_everything(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.checkpoints = Checkpoints(cfg.out)
+        resume = self.checkpoints.latest()
+        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device)
+        self.policy = HFPolicy.from_pretrained_objects(
+            self.model, self.tokenizer, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
+        )
+        self.greedy = HFPolicy.from_pretrained_objects(
+            self.model, self.tokenizer, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
+        )
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.reference = None
+        if cfg.kl_coef > 0:
+            self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.train_spec = env_spec_for(cfg, cfg.env)
+        self.eval_spec = env_spec_for(cfg, cfg.eval_env or cfg.env)
+        self.train_tasks = list(MatpoEnv(self.train_spec, mode=cfg.mode, split="train").tasks)
+        self.eval_tasks = held_out_tasks(self.eval_spec, cfg.mode, cfg.eval_questions, cfg.seed)
+        self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
+        if resume is not None:
+            state = Checkpoints.restore(resume, self.optimizer)
+            self.start_step = int(state["step"])
+            self.metrics.truncate_after(self.start_step)
+
+    def _make_env(self, spec, split: str):
+        return lambda: MatpoEnv(spec, mode=self.config.mode, split=split, count_tokens=self.policy.count_tokens,
+                                tasks=self.train_tasks if split == "train" else self.eval_tasks)
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def _questions(self, step: int):
+        rng = random.Random(f"{self.config.seed}/{step}")
+        return rng.sample(self.train_tasks, min(self.config.questions_per_step, len(self.train_tasks)))
+
+    def collect(self, step: int) -> list[EpisodeResult]:
+        """G rollouts of each question of this step."""
+        cfg = self.config
+        requests = [
+            EpisodeRequest(task, f"{task.id}/step{step}/g{g}")
+            for task in self._questions(step)
+            for g in range(cfg.group_size)
+        ]
+        self.model.eval()
+        return list(rollout(self._make_env(self.train_spec, "train"), self.policy, requests,
+                            batch_size=cfg.rollout_batch))
+
+    def update(self, results: list[EpisodeResult]) -> dict[str, float]:
+        """Credit, then one optimizer step per epoch over every generated token."""
+        cfg = self.config
+        groups = [r.episode_id.split("/step")[0] for r in results]
+        credited = assign_credit(results, groups, include_workers=cfg.algo == "matpo", scale=cfg.advantage_scale)
+        samples = samples_from_credit(credited, skip_zero_advantage=cfg.kl_coef == 0)
+        stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "approx_kl": [], "ref_kl": []}
+        grad_norm = 0.0
+        if samples:
+            total_tokens = sum(len(s.completion_ids) for s in samples)
+            max_len = max(len(s.completion_ids) for s in samples)
+            self.model.train()
+            for _ in range(cfg.epochs_per_step):
+                self.optimizer.zero_grad(set_to_none=True)
+                for chunk in micro_batches(samples, cfg.micro_batch_tokens):
+                    batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)
+                    logprobs = token_logprobs(self.model, batch.input_ids, batch.attention_mask, cfg.temperature)
+                    ref = None
+                    if self.reference is not None:
+                        with torch.no_grad():
+                            ref = token_logprobs(self.reference, batch.input_ids, batch.attention_mask, cfg.temperature)
+                    loss, st = policy_loss(
+                        logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask,
+                        clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, dual_clip=cfg.dual_clip,
+                        ref_logprobs=ref, kl_coef=cfg.kl_coef, aggregation=cfg.aggregation, max_tokens=max_len,
+                    )
+                    weight = st.tokens / total_tokens if cfg.aggregation == "token-mean" else len(chunk) / len(samples)
+                    (loss * weight).backward()
+                    for key in stats:
+                        stats[key].append(getattr(st, key))
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
+                self.optimizer.step()
+        roles = [c.trajectory.role.value for c in credited]
+        return {
+            "loss": mean(stats["loss"]),
+            "clip_fraction": mean(stats["clip_fraction"]),
+            "approx_kl": mean(stats["approx_kl"]),
+            "ref_kl": mean(stats["ref_kl"]),
+            "grad_norm": grad_norm,
+            "samples": len(samples),
+            "trained_tokens": sum(len(s.completion_ids) for s in samples),
+            "worker_trajectories": roles.count("worker"),
+            "nonzero_advantage": sum(c.advantage != 0 for c in credited) / max(1, len(credited)),
+        }
+
+    def evaluate(self) -> dict[str, float]:
+        """Greedy accuracy on the held-out questions."""
+        requests = [EpisodeRequest(task, f"{task.id}/eval") for task in self.eval_tasks]
+        self.model.eval()
+        results = list(rollout(self._make_env(self.eval_spec, "test"), self.greedy, requests,
+                               batch_size=self.config.rollout_batch))
+        return {
+            "eval_accuracy": mean([r.score for r in results]),
+            "eval_reward": mean([r.reward for r in results]),
+            "eval_answered": mean([float(r.stop_reason == "answer") for r in results]),
+        }
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, float]:
+        cfg = self.config
+        row: dict[str, Any] = {}
+        bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
+                   desc=f"{cfg.algo} {cfg.env}", unit="step", disable=cfg.quiet)
+        for step in bar:
+            started = time.perf_counter()
+            results = self.collect(step)
+            rollout_seconds = time.perf_counter() - started
+            generated = sum(len(t.completion_ids or []) for r in results for tr in r.trajectories for t in tr.turns)
+            row = {
+                "step": step + 1,
+                "reward": mean([r.reward for r in results]),
+                "accuracy": mean([r.score for r in results]),
+                "answered": mean([float(r.stop_reason == "answer") for r in results]),
+                "turns": mean([float(sum(len(t.turns) for t in r.trajectories)) for r in results]),
+                "workers": mean([float(r.stats.workers_spawned) for r in results]),
+                "context_truncations": sum(r.stats.context_truncations for r in results),
+                "generated_tokens": generated,
+                "rollout_seconds": rollout_seconds,
+            }
+            update_started = time.perf_counter()
+            row.update(self.update(results))
+            row["update_seconds"] = time.perf_counter() - update_started
+            row["tokens_per_second"] = generated / max(rollout_seconds, 1e-9)
+            last = step + 1 == cfg.steps
+            if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last:
+                row.update(self.evaluate())
+            self.metrics.write(row)
+            bar.set_postfix(reward=f"{row['reward']:.3f}", eval=f"{row.get('eval_accuracy', float('nan')):.3f}")
+            if (cfg.save_every and (step + 1) % cfg.save_every == 0) or last:
+                self.save(step + 1)
+        bar.close()
+        plot_curves(self.metrics.read(), cfg.out / "curves.png", CURVES)
+        return row
+
+    def save(self, step: int) -> None:
+        self.checkpoints.save(step, self.model, self.tokenizer, self.optimizer, {"algo": self.config.algo})
+
+    def cleanup(self) -> None:
+        self.reference = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    @property
+    def final_checkpoint(self) -> Path | None:
+        return self.checkpoints.latest()

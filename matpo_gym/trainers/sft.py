@@ -1,0 +1,128 @@
+"""SFT warm start: imitate the scripted policy's successful episodes, planner and worker turns.
+
+A randomly initialised model never writes a well-formed tool call, so RL has no signal to start
+from. Demonstrations come from :class:`~matpo_gym.policies.scripted.SearchReadPolicy` on the
+train split; only episodes it answered correctly are kept (rejection sampling). Each turn is one
+sequence: the prompt as the env showed it (chat template) and the completion plus end-of-turn,
+with the loss on the completion only.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from matpo_gym.envs.gym_env import MatpoEnv
+from matpo_gym.policies.scripted import SearchReadPolicy
+from matpo_gym.rollout import EpisodeRequest, rollout
+from matpo_gym.trainers.batch import Sample, collate, token_logprobs
+from matpo_gym.trainers.config import TrainConfig
+from matpo_gym.trainers.recipe import env_spec_for
+from matpo_gym.trainers.state import Checkpoints, MetricsLog, load_model, plot_curves, resolve_device, seed_everything
+
+
+def chat_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+        ids = ids["input_ids"]
+    return list(ids)
+
+
+class SFTTrainer:
+    """Supervised fine-tuning on scripted demonstrations."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.start_step = 0
+
+    def setup(self) -> None:
+        cfg = self.config
+        seed_everything(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.checkpoints = Checkpoints(cfg.out)
+        resume = self.checkpoints.latest()
+        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
+        self.spec = env_spec_for(cfg, cfg.env)
+        self.samples = self.demonstrations()
+        if not self.samples:
+            raise RuntimeError("The scripted policy solved no training question; no demonstrations to learn from.")
+        if resume is not None:
+            self.start_step = int(Checkpoints.restore(resume, self.optimizer)["step"])
+            self.metrics.truncate_after(self.start_step)
+
+    def demonstrations(self) -> list[Sample]:
+        """Turns of correctly answered scripted episodes, tokenised with the model's template."""
+        cfg = self.config
+        modes = ["matpo", "single"] if cfg.sft_mode == "both" else [cfg.sft_mode]
+        samples: list[Sample] = []
+        eos = self.tokenizer.eos_token_id
+        policy = SearchReadPolicy()
+        for mode in modes:
+            def make_env(mode: str = mode) -> MatpoEnv:
+                return MatpoEnv(self.spec, mode=mode, split="train")  # type: ignore[arg-type]
+
+            tasks = list(make_env().tasks)
+            random.Random(cfg.seed).shuffle(tasks)
+            requests = [EpisodeRequest(t, f"{t.id}/demo") for t in tasks[: cfg.sft_demos]]
+            for result in rollout(make_env, policy, requests, batch_size=64):
+                if result.score < 1.0:
+                    continue
+                for trajectory in result.trajectories:
+                    for turn in trajectory.turns:
+                        prompt = chat_ids(self.tokenizer, [m.to_dict() for m in turn.prompt])
+                        completion = self.tokenizer.encode(turn.completion, add_special_tokens=False)
+                        if eos is not None:
+                            completion.append(eos)
+                        samples.append(Sample(prompt, completion, [0.0] * len(completion), 1.0, trajectory.role.value))
+        return samples
+
+    def train(self) -> dict[str, float]:
+        cfg = self.config
+        rng = random.Random(cfg.seed)
+        order: list[int] = []
+        row: dict[str, Any] = {}
+        bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
+                   desc=f"sft {cfg.env}", unit="step", disable=cfg.quiet)
+        for step in bar:
+            if len(order) < cfg.sft_batch_size:
+                order += rng.sample(range(len(self.samples)), len(self.samples))
+            chunk = [self.samples[i] for i in order[: cfg.sft_batch_size]]
+            del order[: cfg.sft_batch_size]
+            started = time.perf_counter()
+            self.model.train()
+            batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)
+            logprobs = token_logprobs(self.model, batch.input_ids, batch.attention_mask)
+            mask = batch.loss_mask
+            loss = -(logprobs * mask).sum() / mask.sum().clamp(min=1)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            with torch.no_grad():
+                predicted = (logprobs.exp() > 0.5).float()
+                accuracy = float((predicted * mask).sum() / mask.sum().clamp(min=1))
+            row = {"step": step + 1, "loss": float(loss), "token_accuracy": accuracy,
+                   "tokens": int(mask.sum()), "seconds": time.perf_counter() - started}
+            self.metrics.write(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+            last = step + 1 == cfg.steps
+            if (cfg.save_every and (step + 1) % cfg.save_every == 0) or last:
+                self.save(step + 1)
+        bar.close()
+        plot_curves(self.metrics.read(), cfg.out / "curves.png", ("loss", "token_accuracy"))
+        return row
+
+    def save(self, step: int) -> None:
+        self.checkpoints.save(step, self.model, self.tokenizer, self.optimizer, {"algo": "sft"})
+
+    def cleanup(self) -> None:
+        pass
+
+
+__all__ = ["SFTTrainer"]

@@ -1,0 +1,151 @@
+"""What a training run leaves on disk: checkpoints (resumable), metrics and curves."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+LATEST = "latest"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def load_model(name: str, device: torch.device):
+    """(model, tokenizer) from a local folder, a hub name, or ``tiny``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if name == "tiny":
+        from matpo_gym.models.tiny import ensure_tiny
+
+        name = str(ensure_tiny())
+    path = Path(name)
+    local = path.is_dir()
+    if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise FileNotFoundError(
+            f"Model {name!r} is not a local folder and the hub is offline (HF_HUB_OFFLINE=1). "
+            f"Download it on a machine with access and pass its path, or use --model tiny."
+        )
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local)
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=local).to(device)
+    return model, tokenizer
+
+
+class Checkpoints:
+    """``<out>/checkpoints/step-N`` folders (model, tokenizer, trainer state) and a ``latest`` pointer."""
+
+    def __init__(self, out: Path):
+        self.root = out / "checkpoints"
+
+    def save(self, step: int, model, tokenizer, optimizer: torch.optim.Optimizer | None,
+             extra: dict[str, Any]) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / f"step-{step}"
+        tmp = self.root / f".step-{step}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        torch.save(
+            {
+                "step": step,
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+                "extra": extra,
+            },
+            tmp / "trainer_state.pt",
+        )
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        pointer = self.root / f".{LATEST}.tmp"
+        pointer.write_text(final.name)
+        os.replace(pointer, self.root / LATEST)
+        return final
+
+    def latest(self) -> Path | None:
+        pointer = self.root / LATEST
+        if not pointer.exists():
+            return None
+        path = self.root / pointer.read_text().strip()
+        return path if path.is_dir() else None
+
+    @staticmethod
+    def restore(path: Path, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+        state = torch.load(path / "trainer_state.pt", weights_only=False)
+        if optimizer is not None and state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        return state
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per step, appended and flushed as it happens."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, default=float) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after ``step`` (they belong to work a resume will redo)."""
+        rows = [r for r in self.read() if r.get("step", 0) <= step]
+        self.path.write_text("".join(json.dumps(r, default=float) + "\n" for r in rows), encoding="utf-8")
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path, keys: tuple[str, ...]) -> Path | None:
+    """A PNG with one panel per metric against the step; None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    keys = tuple(k for k in keys if any(k in r for r in rows))
+    if not keys:
+        return None
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for axis, key in zip(axes[0], keys):
+        points = [(r["step"], r[key]) for r in rows if key in r]
+        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
+        axis.set_title(key)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
