@@ -1,0 +1,49 @@
+"""Every recipe in trainers/ validates, starts with its launch command, and the CLI reads it."""
+
+from pathlib import Path
+
+import pytest
+
+from matpo_gym.cli import parse
+from matpo_gym.config import ConfigError
+from matpo_gym.trainers.config import TrainConfig, load_recipe
+
+RECIPES = sorted((Path(__file__).parents[2] / "trainers").glob("*.toml"))
+
+
+def test_there_are_recipes():
+    names = {p.stem for p in RECIPES}
+    assert {"tiny-sft", "tiny-grpo", "tiny-matpo", "paper-matpo-qwen3-14b", "paper-grpo-qwen3-4b"} <= names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_validates_and_names_its_command(path):
+    config = load_recipe(path)
+    assert isinstance(config, TrainConfig)
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# ") and f"--recipe trainers/{path.name}" in first
+
+
+def test_grpo_and_matpo_recipes_share_the_budget():
+    for prefix in ("tiny", "paper-{}-qwen3-4b", "paper-{}-qwen3-14b"):
+        names = [f"{prefix}-{a}" if "{}" not in prefix else prefix.format(a) for a in ("grpo", "matpo")]
+        grpo, matpo = (load_recipe(Path("trainers") / f"{n}.toml") for n in names)
+        for field in ("steps", "questions_per_step", "group_size", "lr", "max_new_tokens", "seed"):
+            assert getattr(grpo, field) == getattr(matpo, field), (names, field)
+        assert (grpo.mode, matpo.mode) == ("single", "matpo")
+
+
+def test_cli_flags_override_recipe_values():
+    config = parse(["train", "--recipe", "trainers/tiny-matpo.toml", "--steps", "3", "--lr", "0.5"])
+    assert isinstance(config, TrainConfig)
+    assert config.steps == 3 and config.lr == 0.5 and config.group_size == 4 and config.algo == "matpo"
+
+
+def test_bad_recipe_names_the_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nstep = 3\n")
+    with pytest.raises(ConfigError, match="'step'"):
+        load_recipe(bad)
+    bad.write_text("steps = 3\n")
+    with pytest.raises(ConfigError, match="under \\[train\\]"):
+        load_recipe(bad)
