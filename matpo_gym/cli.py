@@ -21,7 +21,9 @@ COMMANDS = {
     "train": TrainConfig,
 }
 
-USER_ERRORS = (CatalogueError, ConfigError, DatasetUnavailable, PolicyError, PolicyRequestError, ValueError, KeyError)
+USER_ERRORS = (
+    CatalogueError, ConfigError, DatasetUnavailable, PolicyError, PolicyRequestError, ValueError, KeyError,
+)
 
 
 def _recipe_argument(args: list[str]) -> tuple[str | None, list[str]]:

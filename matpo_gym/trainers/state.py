@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -104,8 +105,10 @@ class MetricsLog:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, row: dict[str, Any]) -> None:
+        """Append one row; NaN (a metric with nothing to average) is written as null."""
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row, default=float) + "\n")
+            handle.write(json.dumps(clean, default=float) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -140,7 +143,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, keys: tuple[str, ...]) -
         return None
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for axis, key in zip(axes[0], keys):
-        points = [(r["step"], r[key]) for r in rows if key in r]
+        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
         axis.set_title(key)
         axis.set_xlabel("step")
