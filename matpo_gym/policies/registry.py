@@ -5,7 +5,8 @@
 * ``module:Class`` or ``path/to/file.py:Class`` — any importable class (third-party plugins);
 * a name from the ``matpo_gym.policies`` entry-point group (installed plugin packages);
 * a catalogue name or ``.toml`` path (``policies/<name>.toml``), whose ``type`` is a built-in
-  policy type or a ``target`` class, with constructor ``[args]``.
+  policy type or a ``target`` class, with constructor ``[args]``;
+* a built-in type with default arguments (``scripted``, ``random``, ``hf``, ``vllm``, ``openai``).
 
 Third-party packages register with::
 
@@ -113,11 +114,11 @@ def load_policy(name: str, **overrides: Any) -> Policy:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             return _build(ep.load(), overrides, name)
-    if name in _builtin_types():
-        return _build(load_class(_builtin_types()[name]), overrides, name)
     try:
         path = resolve("policies", name)
     except CatalogueError as exc:
+        if name in _builtin_types():
+            return _build(load_class(_builtin_types()[name]), overrides, name)
         raise PolicyError(f"{exc} Built-in types: {', '.join(_builtin_types())}; or pass module:Class.") from None
     spec = load_policy_spec(str(path))
     target = spec.target if spec.type == "plugin" else _builtin_types().get(spec.type)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 from matpo_gym.config import ConfigError, from_dict, load_toml
-from matpo_gym.trainers.loss import Aggregation
 
 Algo = Literal["sft", "grpo", "matpo"]
+Aggregation = Literal["token-mean", "seq-mean-token-sum-norm"]
 
 
 @dataclass

@@ -7,11 +7,11 @@ environment tokens never receive gradient.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 
-Aggregation = Literal["token-mean", "seq-mean-token-sum-norm"]
+from matpo_gym.trainers.config import Aggregation
 
 
 class LossStats(NamedTuple):
