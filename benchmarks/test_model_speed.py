@@ -1,0 +1,67 @@
+"""Model-side speed on the tiny local model: batched vs sequential rollout, trainer step time."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from matpo_gym.envs import MatpoEnv  # noqa: E402
+from matpo_gym.rollout import EpisodeRequest, rollout  # noqa: E402
+
+EPISODES = 32
+
+
+@functools.lru_cache(maxsize=1)
+def policy():
+    from matpo_gym.models.tiny import ensure_tiny
+    from matpo_gym.policies.hf import HFPolicy
+
+    return HFPolicy(str(ensure_tiny()), temperature=1.0, max_new_tokens=32, seed=0)
+
+
+def make_env():
+    return MatpoEnv("world-frames", mode="matpo", count_tokens=policy().count_tokens)
+
+
+def play(batch_size: int) -> int:
+    env = make_env()
+    requests = [EpisodeRequest(task, f"{task.id}/b{batch_size}") for task in env.tasks[:EPISODES]]
+    spec = env.spec_config
+    limited = spec.with_overrides(limits=spec.limits.__class__(planner_turns=2, worker_turns=2, context_tokens=2048))
+    results = list(rollout(lambda: MatpoEnv(limited, mode="matpo", count_tokens=policy().count_tokens),
+                           policy(), requests, batch_size=batch_size))
+    return sum(len(t.completion_ids or []) for r in results for tr in r.trajectories for t in tr.turns)
+
+
+@pytest.mark.parametrize("batch_size", [1, EPISODES])
+def test_rollout_throughput(benchmark, batch_size):
+    """32 MATPO episodes (2 turns per role) with every pending turn batched, vs one at a time."""
+    tokens = benchmark.pedantic(play, args=(batch_size,), rounds=1, iterations=1)
+    benchmark.extra_info["generated_tokens"] = tokens
+    benchmark.extra_info["tokens_per_second"] = tokens / benchmark.stats.stats.mean
+    benchmark.extra_info["episodes_per_second"] = EPISODES / benchmark.stats.stats.mean
+
+
+def test_trainer_step_time(benchmark):
+    """One RL update (forward, clipped loss, backward, AdamW) on 32 sequences of 512 tokens."""
+    from matpo_gym.trainers.batch import Sample, collate, token_logprobs
+    from matpo_gym.trainers.loss import policy_loss
+
+    model = policy().model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    samples = [Sample([5] * 448, [7] * 64, [-1.0] * 64, 1.0 if i % 2 else -1.0, "planner") for i in range(32)]
+    batch = collate(samples, pad_id=0)
+
+    def step():
+        model.train()
+        optimizer.zero_grad()
+        logprobs = token_logprobs(model, batch.input_ids, batch.attention_mask)
+        loss, _ = policy_loss(logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask)
+        loss.backward()
+        optimizer.step()
+
+    benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["tokens_per_step"] = 32 * 512
