@@ -13,13 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from matpo_gym.policies.hf import resolve_device
+
 LATEST = "latest"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
