@@ -25,6 +25,7 @@ from matpo_gym.rollout import EpisodeRequest, rollout
 from matpo_gym.trainers.advantages import assign_credit
 from matpo_gym.trainers.batch import collate, micro_batches, samples_from_credit, token_logprobs
 from matpo_gym.trainers.config import TrainConfig
+from matpo_gym.trainers.distributed import DataParallel
 from matpo_gym.trainers.loss import policy_loss
 from matpo_gym.trainers.recipe import env_spec_for, held_out_tasks
 from matpo_gym.trainers.state import (
@@ -58,13 +59,15 @@ class RLTrainer:
         from matpo_gym.policies.hf import HFPolicy
 
         cfg = self.config
-        seed_everything(cfg.seed)
-        self.device = resolve_device(cfg.device)
+        self.parallel = DataParallel(cpu=cfg.device == "cpu")
+        seed_everything(cfg.seed + self.parallel.rank)
+        self.device = self.parallel.device if cfg.device == "auto" else resolve_device(cfg.device)
         self.checkpoints = Checkpoints(cfg.out)
         resume = self.checkpoints.latest()
         self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device)
         self.policy = HFPolicy.from_pretrained_objects(
-            self.model, self.tokenizer, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
+            self.model, self.tokenizer, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+            seed=cfg.seed + 1_000_003 * self.parallel.rank,
         )
         self.greedy = HFPolicy.from_pretrained_objects(
             self.model, self.tokenizer, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
@@ -78,6 +81,7 @@ class RLTrainer:
         self.train_tasks = list(MatpoEnv(self.train_spec, mode=cfg.mode, split="train").tasks)
         self.eval_tasks = held_out_tasks(self.eval_spec, cfg.mode, cfg.eval_questions, cfg.seed)
         self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
+        self.parallel.barrier()
         if resume is not None:
             state = Checkpoints.restore(resume, self.optimizer)
             self.start_step = int(state["step"])
@@ -98,7 +102,7 @@ class RLTrainer:
         cfg = self.config
         requests = [
             EpisodeRequest(task, f"{task.id}/step{step}/g{g}")
-            for task in self._questions(step)
+            for task in self.parallel.shard(self._questions(step))
             for g in range(cfg.group_size)
         ]
         self.model.eval()
@@ -113,9 +117,10 @@ class RLTrainer:
         samples = samples_from_credit(credited, skip_zero_advantage=cfg.kl_coef == 0)
         stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "approx_kl": [], "ref_kl": []}
         grad_norm = 0.0
-        if samples:
-            total_tokens = sum(len(s.completion_ids) for s in samples)
-            max_len = max(len(s.completion_ids) for s in samples)
+        total_tokens = self.parallel.sum(sum(len(s.completion_ids) for s in samples))
+        total_samples = self.parallel.sum(len(samples))
+        if total_samples:
+            max_len = max((len(s.completion_ids) for s in samples), default=1)
             self.model.train()
             for _ in range(cfg.epochs_per_step):
                 self.optimizer.zero_grad(set_to_none=True)
@@ -131,10 +136,11 @@ class RLTrainer:
                         clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, dual_clip=cfg.dual_clip,
                         ref_logprobs=ref, kl_coef=cfg.kl_coef, aggregation=cfg.aggregation, max_tokens=max_len,
                     )
-                    weight = st.tokens / total_tokens if cfg.aggregation == "token-mean" else len(chunk) / len(samples)
+                    weight = st.tokens / total_tokens if cfg.aggregation == "token-mean" else len(chunk) / total_samples
                     (loss * weight).backward()
                     for key in stats:
                         stats[key].append(getattr(st, key))
+                self.parallel.sum_gradients(self.model)
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
                 self.optimizer.step()
         roles = [c.trajectory.role.value for c in credited]
@@ -152,14 +158,15 @@ class RLTrainer:
 
     def evaluate(self) -> dict[str, float]:
         """Greedy accuracy on the held-out questions."""
-        requests = [EpisodeRequest(task, f"{task.id}/eval") for task in self.eval_tasks]
+        requests = [EpisodeRequest(task, f"{task.id}/eval") for task in self.parallel.shard(self.eval_tasks)]
         self.model.eval()
         results = list(rollout(self._make_env(self.eval_spec, "test"), self.greedy, requests,
                                batch_size=self.config.rollout_batch))
+        outcomes = self.parallel.gather([(r.score, r.reward, r.stop_reason == "answer") for r in results])
         return {
-            "eval_accuracy": mean([r.score for r in results]),
-            "eval_reward": mean([r.reward for r in results]),
-            "eval_answered": mean([float(r.stop_reason == "answer") for r in results]),
+            "eval_accuracy": mean([o[0] for o in outcomes]),
+            "eval_reward": mean([o[1] for o in outcomes]),
+            "eval_answered": mean([float(o[2]) for o in outcomes]),
         }
 
     # -- the loop ------------------------------------------------------------------------------
@@ -168,23 +175,13 @@ class RLTrainer:
         cfg = self.config
         row: dict[str, Any] = {}
         bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
-                   desc=f"{cfg.algo} {cfg.env}", unit="step", disable=cfg.quiet)
+                   desc=f"{cfg.algo} {cfg.env}", unit="step", disable=cfg.quiet or not self.parallel.is_main)
         for step in bar:
             started = time.perf_counter()
             results = self.collect(step)
             rollout_seconds = time.perf_counter() - started
-            generated = sum(len(t.completion_ids or []) for r in results for tr in r.trajectories for t in tr.turns)
-            row = {
-                "step": step + 1,
-                "reward": mean([r.reward for r in results]),
-                "accuracy": mean([r.score for r in results]),
-                "answered": mean([float(r.stop_reason == "answer") for r in results]),
-                "turns": mean([float(sum(len(t.turns) for t in r.trajectories)) for r in results]),
-                "workers": mean([float(r.stats.workers_spawned) for r in results]),
-                "context_truncations": sum(r.stats.context_truncations for r in results),
-                "generated_tokens": generated,
-                "rollout_seconds": rollout_seconds,
-            }
+            row = {"step": step + 1, **self._rollout_metrics(results), "rollout_seconds": rollout_seconds}
+            generated = row["generated_tokens"]
             update_started = time.perf_counter()
             row.update(self.update(results))
             row["update_seconds"] = time.perf_counter() - update_started
@@ -192,16 +189,38 @@ class RLTrainer:
             last = step + 1 == cfg.steps
             if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last:
                 row.update(self.evaluate())
-            self.metrics.write(row)
+            if self.parallel.is_main:
+                self.metrics.write(row)
             bar.set_postfix(reward=f"{row['reward']:.3f}", eval=f"{row.get('eval_accuracy', float('nan')):.3f}")
             if (cfg.save_every and (step + 1) % cfg.save_every == 0) or last:
                 self.save(step + 1)
         bar.close()
-        plot_curves(self.metrics.read(), cfg.out / "curves.png", CURVES)
+        if self.parallel.is_main:
+            plot_curves(self.metrics.read(), cfg.out / "curves.png", CURVES)
         return row
 
+    def _rollout_metrics(self, results: list[EpisodeResult]) -> dict[str, float]:
+        """Rollout figures over every process's episodes."""
+        rows = self.parallel.gather([
+            (r.reward, r.score, r.stop_reason == "answer", sum(len(t.turns) for t in r.trajectories),
+             r.stats.workers_spawned, r.stats.context_truncations,
+             sum(len(t.completion_ids or []) for tr in r.trajectories for t in tr.turns))
+            for r in results
+        ])
+        return {
+            "reward": mean([x[0] for x in rows]),
+            "accuracy": mean([x[1] for x in rows]),
+            "answered": mean([float(x[2]) for x in rows]),
+            "turns": mean([float(x[3]) for x in rows]),
+            "workers": mean([float(x[4]) for x in rows]),
+            "context_truncations": sum(x[5] for x in rows),
+            "generated_tokens": sum(x[6] for x in rows),
+        }
+
     def save(self, step: int) -> None:
-        self.checkpoints.save(step, self.model, self.tokenizer, self.optimizer, {"algo": self.config.algo})
+        if self.parallel.is_main:
+            self.checkpoints.save(step, self.model, self.tokenizer, self.optimizer, {"algo": self.config.algo})
+        self.parallel.barrier()
 
     def cleanup(self) -> None:
         self.reference = None

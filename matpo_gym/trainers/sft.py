@@ -107,7 +107,7 @@ class SFTTrainer:
             with torch.no_grad():
                 predicted = (logprobs.exp() > 0.5).float()
                 accuracy = float((predicted * mask).sum() / mask.sum().clamp(min=1))
-            row = {"step": step + 1, "loss": float(loss), "token_accuracy": accuracy,
+            row = {"step": step + 1, "loss": loss.item(), "token_accuracy": accuracy,
                    "tokens": int(mask.sum()), "seconds": time.perf_counter() - started}
             self.metrics.write(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}")

@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 from matpo_gym.core.messages import Message, Prompt, Role  # noqa: E402
 from matpo_gym.core.trajectory import EpisodeResult, EpisodeStats, Trajectory, Turn  # noqa: E402
 from matpo_gym.trainers.config import TrainConfig  # noqa: E402
+from matpo_gym.trainers.distributed import DataParallel  # noqa: E402
 from matpo_gym.trainers.rl import RLTrainer  # noqa: E402
 
 
@@ -31,6 +32,7 @@ def test_rl_update_raises_reward_on_a_learnable_bandit(tiny_model_dir):
 
     config = TrainConfig(algo="grpo", lr=3e-3, max_new_tokens=2, seed=0)
     trainer = RLTrainer(config)
+    trainer.parallel = DataParallel(cpu=True)
     trainer.device = torch.device("cpu")
     trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), trainer.device)
     trainer.optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=config.lr, weight_decay=0.0)
