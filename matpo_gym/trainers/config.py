@@ -81,6 +81,11 @@ class TrainConfig:
     device: str = "auto"
     rollout_batch: int = 64
     """Episodes played at once during rollouts."""
+    rollout_engine: Literal["hf", "vllm"] = "hf"
+    """Generate rollouts with the trained model itself (``hf``) or a vLLM engine (GPU) whose
+    weights are synced from the trained model after every optimizer step."""
+    vllm_gpu_memory_utilization: float = 0.35
+    """Fraction of GPU memory vLLM may take (the trained model and optimizer need the rest)."""
     quiet: bool = False
 
     @property

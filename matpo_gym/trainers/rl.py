@@ -65,10 +65,19 @@ class RLTrainer:
         self.checkpoints = Checkpoints(cfg.out)
         resume = self.checkpoints.latest()
         self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device)
-        self.policy = HFPolicy.from_pretrained_objects(
-            self.model, self.tokenizer, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-            seed=cfg.seed + 1_000_003 * self.parallel.rank,
-        )
+        seed = cfg.seed + 1_000_003 * self.parallel.rank
+        if cfg.rollout_engine == "vllm":
+            from matpo_gym.policies.vllm import VLLMPolicy
+
+            self.policy = VLLMPolicy(
+                str(resume or cfg.init_from or cfg.model), temperature=cfg.temperature,
+                max_new_tokens=cfg.max_new_tokens, seed=seed,
+                gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+            )
+        else:
+            self.policy = HFPolicy.from_pretrained_objects(
+                self.model, self.tokenizer, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed
+            )
         self.greedy = HFPolicy.from_pretrained_objects(
             self.model, self.tokenizer, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
         )
@@ -143,6 +152,7 @@ class RLTrainer:
                 self.parallel.sum_gradients(self.model)
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
                 self.optimizer.step()
+            self._sync_rollout_weights()
         roles = [c.trajectory.role.value for c in credited]
         return {
             "loss": mean(stats["loss"]),
@@ -155,6 +165,12 @@ class RLTrainer:
             "worker_trajectories": roles.count("worker"),
             "nonzero_advantage": sum(c.advantage != 0 for c in credited) / max(1, len(credited)),
         }
+
+    def _sync_rollout_weights(self) -> None:
+        """Push the updated weights into a separate rollout engine (vLLM); HF shares them already."""
+        load = getattr(self.policy, "load_weights", None)
+        if load is not None:
+            load((name, param.detach()) for name, param in self.model.named_parameters())
 
     def evaluate(self) -> dict[str, float]:
         """Greedy accuracy on the held-out questions."""

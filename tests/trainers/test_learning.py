@@ -38,6 +38,7 @@ def test_rl_update_raises_reward_on_a_learnable_bandit(tiny_model_dir):
     trainer.optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=config.lr, weight_decay=0.0)
     trainer.reference = None
     policy = HFPolicy.from_pretrained_objects(trainer.model, trainer.tokenizer, temperature=1.0, max_new_tokens=2, seed=0)
+    trainer.policy = policy
 
     def reward_now(step: int) -> float:
         results = bandit_results(policy, step, groups=4, size=16)
