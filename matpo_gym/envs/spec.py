@@ -57,6 +57,15 @@ class ToolsSpec:
     """Per-call time limit."""
     backend: Literal["local", "web"] = "local"
     """``local``: the offline world's page store; ``web``: live search and HTTP browsing."""
+    cache_path: str | None = None
+    """SQLite file of recorded tool results (relative paths are relative to the working directory)."""
+    cache_mode: Literal["off", "read_write", "record", "replay"] = "off"
+    """``read_write`` reuses hits and stores misses; ``record`` always calls and stores;
+    ``replay`` only reads, and a miss is a tool error (exact offline replays)."""
+    search_region: str = "wt-wt"
+    """Live search region (ddgs), e.g. ``us-en``; ``wt-wt`` is no region."""
+    safe_search: Literal["on", "moderate", "off"] = "moderate"
+    """Live search safe-search level."""
 
 
 @dataclass(frozen=True)

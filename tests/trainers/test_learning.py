@@ -69,3 +69,17 @@ def test_training_run_checkpoints_and_resumes(tiny_model_dir, tmp_path):
     assert rows[-1]["eval_accuracy"] is not None and (tmp_path / "checkpoints" / "step-2").is_dir()
     for key in ("reward", "clip_fraction", "approx_kl", "tokens_per_second", "generated_tokens"):
         assert key in rows[0]
+
+
+def test_sft_imitates_scripted_demonstrations(tiny_model_dir, tmp_path):
+    from matpo_gym.trainers import main
+
+    config = TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=tmp_path, steps=12, lr=1e-3,
+                         weight_decay=0.0, sft_demos=16, sft_batch_size=8, sft_mode="single", save_every=0,
+                         quiet=True)
+    main(config)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 12
+    first, last = sum(r["loss"] for r in rows[:3]) / 3, sum(r["loss"] for r in rows[-3:]) / 3
+    assert last < 0.8 * first, (first, last)
+    assert (tmp_path / "checkpoints" / "step-12" / "config.json").exists()
