@@ -6,10 +6,10 @@ import platform
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from tqdm.auto import tqdm
 
@@ -18,7 +18,7 @@ from matpo_gym.bench.summary import ModeSummary, format_table, summarize
 from matpo_gym.config import to_dict
 from matpo_gym.core.trajectory import EpisodeResult
 from matpo_gym.envs.gym_env import MatpoEnv
-from matpo_gym.envs.spec import MODES, load_env_spec
+from matpo_gym.envs.spec import MODES, EnvSpec, load_env_spec
 from matpo_gym.policies.base import Policy
 from matpo_gym.policies.registry import load_policy
 from matpo_gym.rollout import EpisodeRequest, rollout
@@ -55,6 +55,10 @@ class RunConfig:
     """Episodes played at once (their turns share one generate call)."""
     threads: int = 8
     """Threads for concurrent tool calls."""
+    tool_cache: str | None = None
+    """SQLite file of tool results to reuse or record (see ``cache_mode``)."""
+    cache_mode: Literal["off", "read_write", "record", "replay"] = "off"
+    """``replay`` answers every tool call from ``tool_cache`` (an exact offline rerun)."""
     save_trajectories: bool = True
     """Keep every trajectory in the results file."""
     quiet: bool = False
@@ -70,6 +74,14 @@ class RunConfig:
     def noise_config(self) -> NoiseConfig:
         kinds = ALL_KINDS if self.noise_kinds == "all" else tuple(k.strip() for k in self.noise_kinds.split(","))
         return NoiseConfig(rate=self.noise, kinds=kinds, seed=self.seed)
+
+    def env_spec(self) -> EnvSpec:
+        """The env spec with this run's tool-cache settings applied."""
+        spec = load_env_spec(self.env)
+        if self.cache_mode == "off" and self.tool_cache is None:
+            return spec
+        mode = self.cache_mode if self.cache_mode != "off" else "read_write"
+        return replace(spec, tools=replace(spec.tools, cache_path=self.tool_cache, cache_mode=mode))
 
     def run_name(self) -> str:
         policy = Path(self.policy).stem.replace(":", ".")
@@ -113,7 +125,7 @@ def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | Non
     """Evaluate; resumes from the run folder's results files when they exist."""
     stream = stream or sys.stdout
     modes = config.modes()
-    spec = load_env_spec(config.env)
+    spec = config.env_spec()
     noise = config.noise_config()
     policy = policy or load_policy(config.policy)
     folder = config.out / config.run_name()

@@ -11,6 +11,7 @@ from matpo_gym.tools.base import Tool
 from matpo_gym.tools.browse import Browse, StoreFetcher
 from matpo_gym.tools.noise import NoiseConfig, apply_noise
 from matpo_gym.tools.search import LocalSearch
+from matpo_gym.tools.web import cached_tools, web_tools
 
 TOOL_NAMES = ("search", "browse")
 
@@ -27,15 +28,16 @@ def build_tools(spec: ToolsSpec, site: PageStore | None, noise: NoiseConfig | No
     if unknown:
         raise ValueError(f"Unknown tool {unknown[0]!r}; available tools: {', '.join(TOOL_NAMES)}.")
     if spec.backend == "web":
-        from matpo_gym.tools.web import web_tools
-
         tools: Mapping[str, Tool] = web_tools(spec)
     else:
         if site is None:
             raise ValueError("Local tools need an offline site; this env's source has none.")
-        tools = {
-            "search": _local_search(site, spec.search_top_k),
-            "browse": Browse(StoreFetcher(site), max_chars=spec.browse_max_chars),
-        }
+        tools = cached_tools(
+            {
+                "search": _local_search(site, spec.search_top_k),
+                "browse": Browse(StoreFetcher(site), max_chars=spec.browse_max_chars),
+            },
+            spec,
+        )
     chosen = {name: tools[name] for name in spec.names}
     return apply_noise(chosen, noise) if noise is not None else chosen

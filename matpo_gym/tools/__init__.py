@@ -17,13 +17,16 @@ from matpo_gym.tools.browse import (
     StoreFetcher,
     split_windows,
 )
+from matpo_gym.tools.cache import CachedTool, ToolCache
 from matpo_gym.tools.html_text import PageText, html_to_text
 from matpo_gym.tools.noise import ALL_KINDS, NoiseConfig, NoiseEvent, NoisyTool, apply_noise
 from matpo_gym.tools.search import LocalSearch, SearchHit
+from matpo_gym.tools.web_search import WebSearch
 
 __all__ = [
     "ALL_KINDS",
     "Browse",
+    "CachedTool",
     "FetchedPage",
     "Fetcher",
     "HttpFetcher",
@@ -35,10 +38,12 @@ __all__ = [
     "SearchHit",
     "StoreFetcher",
     "Tool",
+    "ToolCache",
     "ToolError",
     "ToolResult",
     "ToolSpec",
     "ToolTimeout",
+    "WebSearch",
     "apply_noise",
     "html_to_text",
     "run_tool",

@@ -18,7 +18,7 @@ from bs4.element import PageElement, PreformattedString
 from bs4.exceptions import ParserRejectedMarkup
 
 _DROP = frozenset(
-    {"script", "style", "noscript", "svg", "nav", "footer", "form", "head", "title", "template"}
+    {"script", "style", "noscript", "svg", "nav", "footer", "form", "title", "template"}
     | {"iframe", "object", "embed", "canvas", "button", "input", "select", "textarea", "option"}
 )
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
