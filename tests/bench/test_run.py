@@ -99,3 +99,20 @@ def test_cli_errors_are_one_clear_line(args, message, capsys, tmp_path):
     assert main([*args, "--out", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("matpo-bench: error:") and message in err
+
+
+def test_recorded_tool_results_replay_exactly(tmp_path):
+    cache = str(tmp_path / "tools.sqlite")
+    common = dict(mode="single", limit=5, out=tmp_path, quiet=True, tool_cache=cache)
+    run(RunConfig(name="rec", cache_mode="record", **common))
+    run(RunConfig(name="rep", cache_mode="replay", **common))
+    recorded = read_records(tmp_path / "rec" / "single.jsonl")
+    replayed = read_records(tmp_path / "rep" / "single.jsonl")
+    assert [r["trajectories"] for r in recorded] == [r["trajectories"] for r in replayed]
+    assert all(r["stats"]["tool_errors"] == 0 for r in replayed)
+
+    run(RunConfig(name="miss", mode="single", limit=2, out=tmp_path, quiet=True,
+                  tool_cache=str(tmp_path / "empty.sqlite"), cache_mode="replay"))
+    missed = read_records(tmp_path / "miss" / "single.jsonl")
+    assert all(r["stats"]["tool_errors"] > 0 for r in missed)
+    assert "not in the replay cache" in json.dumps(missed[0]["trajectories"])
