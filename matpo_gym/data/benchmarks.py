@@ -1,6 +1,35 @@
-"""Entry point for the real benchmarks (FRAMES, WebWalkerQA, GAIA-text)."""
+"""The real benchmarks (FRAMES, WebWalkerQA, GAIA-text): where their data lives and how it is read.
+
+Every benchmark loads through ``datasets``, from one of three places:
+
+* a local **file**: ``.parquet``, ``.jsonl``, ``.json``, ``.csv`` or ``.tsv``
+  (``datasets.load_dataset(<format>, data_files=...)``);
+* a local **folder**: every such file in it, searched recursively, or a ``save_to_disk`` folder
+  (``datasets.load_from_disk``). A downloaded hub snapshot works as it is: when file or folder names
+  mention the split (``test.tsv``, ``2023/validation/...``) only those files are read, a file that
+  exists in several formats is read once, and GAIA reads its ``metadata`` table, not the
+  attachments next to it;
+* without a path, the **hub** (``datasets.load_dataset(<repo>, <config>, split=...)``; ``HF_TOKEN``
+  is passed on, which gated GAIA needs). When that fails (offline, gated, missing) the error is a
+  :class:`DatasetUnavailable` that says how to download the data and point an env at the copy.
+
+The benchmark rows are never shipped with matpo-gym; only the 103 GAIA-text task ids are
+(``gaia_text_ids.txt``). :func:`load` is what ``envs/sources.py`` calls; the per-benchmark row
+mapping lives in :mod:`~matpo_gym.data.frames`, :mod:`~matpo_gym.data.webwalkerqa` and
+:mod:`~matpo_gym.data.gaia`.
+"""
 
 from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from matpo_gym.data.tasks import Task
 
@@ -9,22 +38,282 @@ class DatasetUnavailable(RuntimeError):
     """The data an env needs is not on this machine; the message says how to get it."""
 
 
-HOW_TO_GET = {
-    "frames": "google/frames-benchmark (test split)",
-    "webwalkerqa": "callanwu/WebWalkerQA (main split)",
-    "gaia": "gaia-benchmark/GAIA (2023_all, validation; gated: set HF_TOKEN)",
+@dataclass(frozen=True)
+class HubDataset:
+    """Where one benchmark lives on the Hugging Face Hub, and how matpo-gym names it."""
+
+    kind: str
+    """``source.kind`` in an env spec, and the name of its env file (``envs/<kind>.toml``)."""
+    repo: str
+    """Dataset repository on the hub."""
+    config: str | None
+    """Dataset config (subset) name, if the repository has several."""
+    splits: tuple[str, ...]
+    """Known splits; the first is the default."""
+    gated: bool = False
+    """Needs an accepted licence on the hub and a token (``HF_TOKEN``)."""
+    table_stem: str | None = None
+    """In a downloaded folder, the file name (without extension) of the question table, when
+    other data files (attachments) sit next to it: GAIA's ``metadata``."""
+    loader: str = ""
+    """``module:function`` that maps this benchmark's rows to tasks."""
+
+    def describe(self) -> str:
+        config = f", config {self.config}" if self.config else ""
+        gated = "; gated: accept the terms on the hub and set HF_TOKEN" if self.gated else ""
+        return f"{self.repo} (split {' | '.join(self.splits)}{config}{gated})"
+
+
+BENCHMARKS: dict[str, HubDataset] = {
+    "frames": HubDataset(
+        "frames", "google/frames-benchmark", None, ("test",), loader="matpo_gym.data.frames:load_frames"
+    ),
+    "webwalkerqa": HubDataset(
+        "webwalkerqa", "callanwu/WebWalkerQA", None, ("main", "silver"),
+        loader="matpo_gym.data.webwalkerqa:load_webwalkerqa",
+    ),
+    "gaia": HubDataset(
+        "gaia", "gaia-benchmark/GAIA", "2023_all", ("validation", "test"), gated=True, table_stem="metadata",
+        loader="matpo_gym.data.gaia:load_gaia",
+    ),
 }
+
+HOW_TO_GET = {kind: hub.describe() for kind, hub in BENCHMARKS.items()}
+"""One line per benchmark: hub repository, splits, config, access."""
+
+FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv"}
+"""Local file extensions read by ``datasets``, and the builder that reads each."""
+_PREFERENCE = (".parquet", ".jsonl", ".json", ".csv", ".tsv")
+"""When one table exists in several formats (``metadata.parquet`` and ``metadata.jsonl``), read this one."""
 
 
 def load(kind: str, *, path: str | None, split: str) -> list[Task]:
-    """Load a real benchmark from ``path``; without it, explain how to get the data."""
-    if kind not in HOW_TO_GET:
-        raise DatasetUnavailable(f"Unknown benchmark {kind!r}; known: {', '.join(HOW_TO_GET)}.")
-    where = f"the local file or folder {path!r}" if path else "no local path"
-    raise DatasetUnavailable(
-        f"The {kind} benchmark is not available here ({where}, no network to the dataset hub). "
-        f"Get {HOW_TO_GET[kind]} with `huggingface-cli download --repo-type dataset ...` on a "
-        f"machine with access, then point the env at it: copy envs/{kind}.toml and set "
-        f'[source] path = "/path/to/data". Offline, use the synthetic world envs instead, e.g. '
-        f"`matpo-bench run --env world-frames`."
+    """Tasks of benchmark ``kind`` (``frames``, ``webwalkerqa``, ``gaia``) from ``path`` or the hub."""
+    hub = BENCHMARKS.get(kind)
+    if hub is None:
+        raise DatasetUnavailable(f"Unknown benchmark {kind!r}; known: {', '.join(BENCHMARKS)}.")
+    module, function = hub.loader.split(":")
+    return getattr(importlib.import_module(module), function)(path=path, split=split)
+
+
+def how_to_get(hub: HubDataset, split: str) -> str:
+    """Step-by-step instructions for getting ``hub`` onto this machine and pointing an env at it."""
+    config = f", config {hub.config!r}" if hub.config else ""
+    token = (
+        f" The dataset is gated: accept its terms at https://huggingface.co/datasets/{hub.repo} and "
+        "export HF_TOKEN=<a read token> (or `huggingface-cli login`) first."
+        if hub.gated else ""
     )
+    return (
+        f"Get {hub.repo} (split {split!r}{config}) on a machine with access.{token} Either download the "
+        f"files: `huggingface-cli download {hub.repo} --repo-type dataset --local-dir data/{hub.kind}`; or "
+        f"save the split: `python -c \"import datasets; datasets.load_dataset({hub.repo!r}"
+        f"{', ' + repr(hub.config) if hub.config else ''}, split={split!r}).save_to_disk('data/{hub.kind}')\"`. "
+        f"Then point the env at the copy: copy envs/{hub.kind}.toml, set `path = \"data/{hub.kind}\"` under "
+        f"[source] (a file or a folder: parquet, jsonl, json, csv, tsv, or a save_to_disk folder) and run "
+        f"with `--env path/to/your-copy.toml`. Offline, the synthetic world envs need no download "
+        f"(`matpo-bench run --env world-{'webwalker' if hub.kind == 'webwalkerqa' else hub.kind}`)."
+    )
+
+
+def read_rows(hub: HubDataset, *, path: str | os.PathLike[str] | None, split: str) -> tuple[list[dict[str, Any]], str]:
+    """The rows of ``split``, each a dict, and a short description of where they came from."""
+    if path is None:
+        return _hub_rows(hub, split), f"{hub.repo} ({split})"
+    where = Path(path).expanduser()
+    if not where.exists():
+        raise DatasetUnavailable(
+            f"The {hub.kind} data path {str(where)!r} does not exist. " + how_to_get(hub, split)
+        )
+    if where.is_dir() and _is_saved_dataset(where):
+        return _saved_rows(where, hub, split), str(where)
+    files = [where] if where.is_file() else data_files(where, split=split, table_stem=hub.table_stem)
+    if not files:
+        raise DatasetUnavailable(
+            f"No data files in {str(where)!r}: expected {', '.join(_PREFERENCE)} files or a save_to_disk "
+            f"folder. " + how_to_get(hub, split)
+        )
+    unsupported = [f for f in files if f.suffix.lower() not in FORMATS]
+    if unsupported:
+        raise DatasetUnavailable(
+            f"Cannot read {str(unsupported[0])!r}: supported formats are {', '.join(_PREFERENCE)} "
+            "(or a save_to_disk folder)."
+        )
+    rows: list[dict[str, Any]] = []
+    for suffix in _PREFERENCE:
+        group = [f for f in files if f.suffix.lower() == suffix]
+        if group:
+            rows.extend(_file_rows(group, suffix))
+    return rows, str(where)
+
+
+def data_files(folder: Path, *, split: str, table_stem: str | None = None) -> list[Path]:
+    """The data files of ``split`` under ``folder`` (see the module docstring for the rules)."""
+    found = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in FORMATS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    # 1. the split: files named after it, or inside a folder named after it, win over files whose
+    #    names merely contain it (``test_old.tsv``); with no mention of the split, all files count.
+    def mention(p: Path) -> int:
+        parts = [*p.relative_to(folder).parent.parts, p.stem]
+        if split in parts:
+            return 2
+        return 1 if split in re.split(r"[\W_]+", "/".join(parts)) else 0
+
+    best = max((mention(p) for p in found), default=0)
+    found = [p for p in found if mention(p) == best]
+    # 2. the question table, when attachments share its folder (GAIA's ``metadata``)
+    if table_stem and any(p.stem == table_stem for p in found):
+        found = [p for p in found if p.stem == table_stem]
+    # 3. one table in several formats is read once, in the preferred format
+    chosen: dict[tuple[Path, str], Path] = {}
+    for p in found:
+        key = (p.parent, p.stem)
+        if key not in chosen or _PREFERENCE.index(p.suffix.lower()) < _PREFERENCE.index(chosen[key].suffix.lower()):
+            chosen[key] = p
+    return sorted(chosen.values())
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def _datasets() -> Any:
+    try:
+        import datasets
+    except ImportError:
+        raise DatasetUnavailable(
+            "Loading the real benchmarks needs the `datasets` package: pip install \"matpo-gym[data]\"."
+        ) from None
+    return datasets
+
+
+def _hub_rows(hub: HubDataset, split: str) -> list[dict[str, Any]]:
+    datasets = _datasets()
+    if split not in hub.splits:
+        raise DatasetUnavailable(
+            f"{hub.repo} has no split {split!r}; known splits: {', '.join(hub.splits)}."
+        )
+    try:
+        dataset = datasets.load_dataset(
+            hub.repo, hub.config, split=split, token=os.environ.get("HF_TOKEN") or None
+        )
+    except Exception as exc:  # noqa: BLE001 - offline, gated, missing: all explained the same way
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        raise DatasetUnavailable(
+            f"The {hub.kind} benchmark could not be loaded from the hub ({reason[:300]}). "
+            + how_to_get(hub, split)
+        ) from None
+    return dataset.to_list()
+
+
+def _file_rows(files: list[Path], suffix: str) -> list[dict[str, Any]]:
+    datasets = _datasets()
+    options: dict[str, Any] = {"sep": "\t"} if suffix == ".tsv" else {}
+    try:
+        dataset = datasets.load_dataset(
+            FORMATS[suffix], data_files=[str(f) for f in files], split="train", **options
+        )
+    except Exception as exc:  # noqa: BLE001 - a bad file is a clear error, not a traceback
+        names = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
+        raise DatasetUnavailable(f"Could not read {names} as {FORMATS[suffix]}: {type(exc).__name__}: {exc}") from None
+    return dataset.to_list()
+
+
+def _is_saved_dataset(folder: Path) -> bool:
+    return (folder / "dataset_dict.json").is_file() or (
+        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file()
+    )
+
+
+def _saved_rows(folder: Path, hub: HubDataset, split: str) -> list[dict[str, Any]]:
+    datasets = _datasets()
+    try:
+        saved = datasets.load_from_disk(str(folder))
+    except Exception as exc:  # noqa: BLE001
+        raise DatasetUnavailable(f"Could not read the saved dataset {str(folder)!r}: {exc}") from None
+    if isinstance(saved, datasets.DatasetDict):
+        if split not in saved:
+            raise DatasetUnavailable(
+                f"The saved dataset {str(folder)!r} has no split {split!r}; it has {', '.join(saved)}."
+            )
+        saved = saved[split]
+    return saved.to_list()
+
+
+# -- row helpers shared by the benchmark modules ----------------------------------------------------
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN (an empty CSV cell) or a blank string."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def as_text(value: Any) -> str:
+    """A cell as text: ``""`` when missing, ``3`` (not ``3.0``) for a whole number a CSV reader
+    turned into a float, else ``str(value)`` stripped."""
+    if is_missing(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def column(row: dict[str, Any], *names: str) -> Any:
+    """The value of the first of ``names`` present in ``row`` (exact name first, then any case)."""
+    for name in names:
+        if name in row:
+            return row[name]
+    lowered = {key.lower(): key for key in row}
+    for name in names:
+        if name.lower() in lowered:
+            return row[lowered[name.lower()]]
+    return None
+
+
+def require_columns(rows: list[dict[str, Any]], where: str, kind: str, *required: tuple[str, ...]) -> None:
+    """Every row has one of each group of column names; else a clear error naming what is there."""
+    if not rows:
+        raise DatasetUnavailable(f"No rows in {where}: the {kind} data is empty.")
+    present = {key.lower() for key in rows[0]}
+    missing = [names[0] for names in required if not any(n.lower() in present for n in names)]
+    if missing:
+        raise DatasetUnavailable(
+            f"{where} does not look like {kind} data: no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(map(repr, rows[0]))})."
+        )
+
+
+def as_mapping(value: Any) -> dict[str, Any]:
+    """A dict cell, or a JSON object stored as a string; ``{}`` for anything else."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def as_str_list(value: Any) -> list[str]:
+    """A list cell (or one string) as a list of non-empty strings."""
+    if is_missing(value):
+        return []
+    if isinstance(value, (list, tuple)):
+        return [as_text(v) for v in value if not is_missing(v)]
+    return [as_text(value)]
+
+
+def row_index(row: dict[str, Any], number: int, index_columns: Iterable[str] = ("Unnamed: 0", "index")) -> str:
+    """The row's id: an index column's value when the file has one, else its position."""
+    for name in index_columns:
+        if name in row and not is_missing(row[name]):
+            return as_text(row[name])
+    return str(number)
