@@ -22,6 +22,8 @@ from matpo_gym.envs.spec import MODES, EnvSpec, load_env_spec
 from matpo_gym.policies.base import Policy
 from matpo_gym.policies.registry import load_policy
 from matpo_gym.rollout import EpisodeRequest, rollout
+from matpo_gym.scoring.judge import JudgeScorer, LLMJudge, judge_scorer
+from matpo_gym.scoring.scorers import get_scorer
 from matpo_gym.tools.noise import ALL_KINDS, NoiseConfig
 
 
@@ -59,6 +61,10 @@ class RunConfig:
     """SQLite file of tool results to reuse or record (see ``cache_mode``)."""
     cache_mode: Literal["off", "read_write", "record", "replay"] = "off"
     """``replay`` answers every tool call from ``tool_cache`` (an exact offline rerun)."""
+    judge: str | None = None
+    """Policy that grades answers as an LLM judge (e.g. a copy of ``policies/openai.toml``)."""
+    judge_kind: Literal["simpleqa", "frames", "webwalker"] = "simpleqa"
+    """Judge rubric: SimpleQA grader, FRAMES auto-rater or WebWalkerQA grader."""
     save_trajectories: bool = True
     """Keep every trajectory in the results file."""
     quiet: bool = False
@@ -141,10 +147,14 @@ def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | Non
             "argv": sys.argv,
         },
     )
+    scorer = None
+    if config.judge is not None:
+        fallback = get_scorer(spec.scoring.scorer).primary
+        scorer = judge_scorer(LLMJudge(load_policy(config.judge), kind=config.judge_kind), fallback_metric=fallback)
     summaries = []
     for mode in modes:
         def make_env(mode: str = mode) -> MatpoEnv:
-            return MatpoEnv(spec, mode=mode, split=config.split, noise=noise)  # type: ignore[arg-type]
+            return MatpoEnv(spec, mode=mode, split=config.split, noise=noise, scorer=scorer)  # type: ignore[arg-type]
 
         probe = make_env()
         tasks = select_tasks(probe, config.limit, config.seed)
@@ -165,13 +175,15 @@ def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | Non
         for result in rollout(make_env, policy, requests, batch_size=config.batch_size, threads=config.threads):
             family, task_metadata = families[result.task_id]
             sample = int(result.episode_id.rsplit("/s", 1)[1])
-            results.append(
-                result_record(
-                    result, key=result.episode_id, mode=mode, sample=sample,
-                    seconds=time.perf_counter() - started, family=family, metadata_=task_metadata,
-                    with_trajectories=config.save_trajectories,
-                )
+            record = result_record(
+                result, key=result.episode_id, mode=mode, sample=sample,
+                seconds=time.perf_counter() - started, family=family, metadata_=task_metadata,
+                with_trajectories=config.save_trajectories,
             )
+            if isinstance(scorer, JudgeScorer):
+                verdict = next((v for v in reversed(scorer.verdicts) if v.task_id == result.task_id), None)
+                record["judge"] = verdict.to_dict() if verdict is not None else None
+            results.append(record)
             correct += result.score
             bar.update(1)
             bar.set_postfix(acc=f"{correct / len(results.records):.3f}")

@@ -21,7 +21,7 @@ from matpo_gym.envs.sources import load_source
 from matpo_gym.envs.spaces import ROLE_NAMES, action_space, observation_space
 from matpo_gym.envs.spec import EnvSpec, Mode, load_env_spec
 from matpo_gym.envs.toolbox import build_tools
-from matpo_gym.scoring.scorers import get_scorer
+from matpo_gym.scoring.scorers import Scorer, get_scorer
 from matpo_gym.tools.noise import NoiseConfig
 
 Observation = dict[str, Any]
@@ -53,6 +53,7 @@ class MatpoEnv(gym.Env[Observation, str]):
         noise: tool-noise settings; no noise by default.
         count_tokens: token counter for the context budget (the policy's tokenizer, ideally).
         tasks: use these tasks instead of the spec's source (its site still backs the tools).
+        scorer: score answers with this instead of the spec's scorer (e.g. an LLM judge).
         render_mode: ``"ansi"`` renders the acting role's transcript as text.
     """
 
@@ -67,6 +68,7 @@ class MatpoEnv(gym.Env[Observation, str]):
         noise: NoiseConfig | None = None,
         count_tokens: TokenCounter = approx_tokens,
         tasks: list[Task] | None = None,
+        scorer: Scorer | None = None,
         render_mode: str | None = None,
     ):
         self.spec_config = load_env_spec(spec) if isinstance(spec, str) else spec
@@ -81,7 +83,7 @@ class MatpoEnv(gym.Env[Observation, str]):
         self.noise = noise or NoiseConfig()
         self.tools = build_tools(self.spec_config.tools, self.site, self.noise)
         self.prompts = PromptSet.from_spec(self.spec_config)
-        self.scorer = get_scorer(self.spec_config.scoring.scorer)
+        self.scorer = scorer or get_scorer(self.spec_config.scoring.scorer)
         self.count_tokens = count_tokens
         self.render_mode = render_mode
         self.observation_space = observation_space()

@@ -116,3 +116,28 @@ def test_recorded_tool_results_replay_exactly(tmp_path):
     missed = read_records(tmp_path / "miss" / "single.jsonl")
     assert all(r["stats"]["tool_errors"] > 0 for r in missed)
     assert "not in the replay cache" in json.dumps(missed[0]["trajectories"])
+
+
+class LenientJudge:
+    """A judge that accepts every answer, served over HTTP to check the judge wiring."""
+
+    name = "lenient-judge"
+
+    def generate(self, prompts):
+        from matpo_gym.policies.base import Completion
+
+        return [Completion("The answer is acceptable.\nVERDICT: CORRECT") for _ in prompts]
+
+
+def test_llm_judge_scores_and_its_verdicts_are_recorded(tmp_path, monkeypatch):
+    from matpo_gym.policies.serve import serve_policy
+
+    with serve_policy(LenientJudge()) as url:
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        [summary] = run(RunConfig(mode="single", policy="random", limit=4, out=tmp_path, name="j",
+                                  quiet=True, judge="openai", judge_kind="simpleqa"))
+    records = read_records(tmp_path / "j" / "single.jsonl")
+    assert summary.accuracy == 1.0
+    for record in records:
+        assert record["metrics"]["judge"] == 1.0 and "exact_match" in record["metrics"]
+        assert record["judge"]["label"] == "CORRECT" and record["gold"] in record["judge"]["prompt"]
