@@ -190,6 +190,10 @@ class RLTrainer:
     def train(self) -> dict[str, float]:
         cfg = self.config
         row: dict[str, Any] = {}
+        if self.start_step == 0 and cfg.eval_every:
+            baseline = {"step": 0, **self.evaluate()}  # held-out figures before any update
+            if self.parallel.is_main:
+                self.metrics.write(baseline)
         bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
                    desc=f"{cfg.algo} {cfg.env}", unit="step", disable=cfg.quiet or not self.parallel.is_main)
         for step in bar:
