@@ -6,6 +6,7 @@ import sys
 
 import tyro
 
+from matpo_gym.bench.ablate import AblateConfig, ablate
 from matpo_gym.bench.run import RunConfig, run
 from matpo_gym.catalogue import CatalogueError
 from matpo_gym.config import ConfigError
@@ -17,6 +18,7 @@ from matpo_gym.trainers.config import TrainConfig, load_recipe
 
 COMMANDS = {
     "run": RunConfig,
+    "ablate": AblateConfig,
     "serve": ServeConfig,
     "train": TrainConfig,
 }
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         command = parse(argv)
         if isinstance(command, RunConfig):
             run(command)
+        elif isinstance(command, AblateConfig):
+            ablate(command)
         elif isinstance(command, ServeConfig):
             serve(command)
         elif isinstance(command, TrainConfig):

@@ -23,6 +23,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
             json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

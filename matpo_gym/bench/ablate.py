@@ -1,0 +1,339 @@
+"""``matpo-bench ablate``: accuracy against tool-noise rate, per mode, with bootstrap intervals.
+
+The grid is noise rate x mode. Each rate is one ordinary, resumable run folder,
+``<out>/<name>/noise<rate>/<mode>.jsonl`` (see :mod:`matpo_gym.bench.run`), so rerunning an
+ablation, or adding a rate to it, only plays the episodes that are not on disk yet. The ablation
+then reads every cell's records and writes, next to the cells:
+
+- ``ablation.json``: per (mode, rate) the number of questions, the accuracy and its percentile
+  bootstrap 95% interval over questions;
+- ``ablation.md``: the same as a Markdown table (rows: rates; columns: modes);
+- ``accuracy_vs_noise.png`` and ``.svg``: accuracy against rate per mode, with interval bands
+  (needs matplotlib, ``pip install "matpo-gym[plot]"``; skipped with a note without it).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from matpo_gym.bench.results import ResultsFile, write_json_atomic
+from matpo_gym.bench.run import RunConfig, run, select_tasks
+from matpo_gym.bench.stats import mean_ci
+from matpo_gym.config import to_dict
+from matpo_gym.envs.gym_env import MatpoEnv
+from matpo_gym.envs.spec import MODES
+from matpo_gym.policies.base import Policy
+from matpo_gym.policies.registry import load_policy
+
+CONFIDENCE = 0.95
+"""Coverage of the reported intervals."""
+
+
+@dataclass
+class AblateConfig:
+    """Accuracy against tool-noise rate per mode: a resumable run per rate, a table and a plot."""
+
+    env: str = "world-frames"
+    """Env name from the catalogue (``envs/``), or a path to an env .toml file."""
+    policy: str = "scripted"
+    """Policy name from ``policies/``, a built-in type, or ``module:Class``."""
+    noise: str = "0,0.1,0.2,0.4"
+    """Comma-separated noise rates to compare, each in [0, 1]."""
+    mode: str = "matpo,single"
+    """Comma-separated modes: ``matpo`` (planner + worker) and/or ``single``."""
+    noise_kinds: str = "all"
+    """Comma-separated noise kinds, or ``all`` (error, timeout, irrelevant, truncate, corrupt,
+    shuffle)."""
+    limit: int | None = 50
+    """Questions per cell (the same seeded sample in every cell); None for all."""
+    samples: int = 1
+    """Episodes per question (a question's score is the mean over its episodes)."""
+    seed: int = 0
+    """Seed for question sampling, tool noise and the bootstrap."""
+    out: Path = Path("runs/ablations")
+    """Folder for ablation folders."""
+    name: str | None = None
+    """Ablation folder name; defaults to ``<env>-<policy>-seed<seed>``. Reusing it resumes."""
+    batch_size: int = 16
+    """Episodes played at once (their turns share one generate call)."""
+    bootstrap: int = 2000
+    """Bootstrap resamples for each 95% interval."""
+    quiet: bool = False
+    """No progress bars and no per-cell tables; the final table is still printed."""
+
+    def rates(self) -> list[float]:
+        """The noise rates, ascending and without duplicates; ValueError names a bad one."""
+        tokens = [t.strip() for t in str(self.noise).split(",") if t.strip()]
+        if not tokens:
+            raise ValueError(f"No noise rates in {self.noise!r}; give a comma list such as 0,0.1,0.2")
+        rates = []
+        for token in tokens:
+            try:
+                rate = float(token)
+            except ValueError:
+                raise ValueError(
+                    f"Noise rate {token!r} is not a number; give a comma list of rates in [0, 1], "
+                    "such as 0,0.1,0.2"
+                ) from None
+            if not (math.isfinite(rate) and 0 <= rate <= 1):
+                raise ValueError(
+                    f"Noise rate {token!r} is outside [0, 1]; a rate is a probability per tool call"
+                )
+            rates.append(rate)
+        return sorted(set(rates))
+
+    def modes(self) -> list[str]:
+        """The modes, in the order given, without duplicates; ValueError names an unknown one."""
+        modes = list(dict.fromkeys(m.strip() for m in self.mode.split(",") if m.strip()))
+        bad = [m for m in modes if m not in MODES]
+        if bad or not modes:
+            shown = repr(bad[0]) if bad else repr(self.mode)
+            raise ValueError(f"Unknown mode {shown}; use a comma list of {', '.join(MODES)}")
+        return modes
+
+    def ablation_name(self) -> str:
+        policy = Path(self.policy).stem.replace(":", ".")
+        return self.name or f"{Path(self.env).stem}-{policy}-seed{self.seed}"
+
+    def cell_config(self, rate: float) -> RunConfig:
+        """The run behind every mode at one noise rate."""
+        return RunConfig(
+            env=self.env,
+            mode=",".join(self.modes()),
+            policy=self.policy,
+            noise=rate,
+            noise_kinds=self.noise_kinds,
+            limit=self.limit,
+            samples=self.samples,
+            seed=self.seed,
+            out=self.out,
+            name=f"{self.ablation_name()}/noise{rate:g}",
+            batch_size=self.batch_size,
+            quiet=self.quiet,
+        )
+
+    def validate(self) -> None:
+        """Raise ValueError with a clear message for any bad setting, before anything runs."""
+        self.rates()
+        self.modes()
+        self.cell_config(0.0).noise_config()  # checks the noise kinds
+        if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
+            raise ValueError(
+                f"limit must be a positive number of questions or None, got {self.limit!r}"
+            )
+        for name in ("samples", "batch_size", "bootstrap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class AblationCell:
+    """Accuracy of one mode at one noise rate, over questions."""
+
+    mode: str
+    rate: float
+    n: int
+    """Questions scored (a question's score is the mean over its samples)."""
+    episodes: int
+    accuracy: float
+    """Mean question score; NaN when ``n == 0``."""
+    ci_low: float
+    """Lower end of the percentile-bootstrap 95% interval."""
+    ci_high: float
+    """Upper end of the percentile-bootstrap 95% interval."""
+    run: str
+    """The cell's run folder, relative to the ablation folder."""
+
+    def to_dict(self) -> dict[str, Any]:
+        def number(x: float) -> float | None:  # JSON has no NaN
+            return None if math.isnan(x) else x
+
+        return {
+            "mode": self.mode, "rate": self.rate, "n": self.n, "episodes": self.episodes,
+            "accuracy": number(self.accuracy), "ci_low": number(self.ci_low),
+            "ci_high": number(self.ci_high), "run": self.run,
+        }
+
+    def label(self) -> str:
+        """``acc [lo, hi] (n)``."""
+        if self.n == 0:
+            return "- (0)"
+        return f"{self.accuracy:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}] ({self.n})"
+
+
+@dataclass
+class AblationResult:
+    """Every cell of an ablation, and where its files are."""
+
+    name: str
+    folder: Path
+    env: str
+    policy: str
+    modes: list[str]
+    rates: list[float]
+    cells: list[AblationCell]
+    resamples: int
+    files: dict[str, Path] = field(default_factory=dict)
+    """``json``, ``md``, and ``png`` / ``svg`` when matplotlib is installed."""
+
+    def cell(self, mode: str, rate: float) -> AblationCell:
+        for cell in self.cells:
+            if cell.mode == mode and cell.rate == rate:
+                return cell
+        raise KeyError(f"No cell for mode {mode!r} at noise rate {rate:g}")
+
+    def markdown_table(self) -> str:
+        """Rows: noise rates; columns: modes; cells: ``acc [lo, hi] (n)``."""
+        lines = [
+            "| noise | " + " | ".join(self.modes) + " |",
+            "| ---: | " + " | ".join("---:" for _ in self.modes) + " |",
+        ]
+        for rate in self.rates:
+            labels = [self.cell(mode, rate).label() for mode in self.modes]
+            lines.append(f"| {rate:g} | " + " | ".join(labels) + " |")
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        return (
+            f"# Accuracy vs tool noise: {self.env}, policy {self.policy}\n\n"
+            f"Cells: accuracy [95% percentile-bootstrap interval over questions, {self.resamples} "
+            "resamples] (questions).\n\n" + self.markdown_table() + "\n"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "env": self.env, "policy": self.policy, "modes": self.modes,
+            "rates": self.rates, "confidence": CONFIDENCE, "bootstrap_resamples": self.resamples,
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+
+def question_scores(records: Sequence[dict[str, Any]], keys: set[str] | None = None) -> list[float]:
+    """One score per question: the mean over its samples (records outside ``keys`` are ignored)."""
+    by_question: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        if keys is None or record["key"] in keys:
+            by_question[record["task_id"]].append(float(record["score"]))
+    return [sum(s) / len(s) for s in by_question.values()]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plot_accuracy(result: AblationResult, noise_kinds: str) -> dict[str, Path]:
+    """``accuracy_vs_noise.png`` and ``.svg``; empty when matplotlib is missing."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return {}
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    span = (max(result.rates) - min(result.rates)) or 1.0
+    dodge = 0.012 * span  # modes side by side at each rate, so equal curves stay visible
+    for i, mode in enumerate(result.modes):
+        cells = [c for c in (result.cell(mode, r) for r in result.rates) if c.n > 0]
+        if not cells:
+            continue
+        color = colors[i % len(colors)]
+        x = [c.rate + dodge * (i - (len(result.modes) - 1) / 2) for c in cells]
+        y = [c.accuracy for c in cells]
+        low = [c.ci_low for c in cells]
+        high = [c.ci_high for c in cells]
+        ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
+        ax.errorbar(x, y, yerr=[[a - lo for a, lo in zip(y, low)], [hi - a for a, hi in zip(y, high)]],
+                    color=color, marker="o", capsize=3, label=mode)
+        for cell, xi in zip(cells, x):  # modes alternate above / below their points
+            ax.annotate(f"n={cell.n}", (xi, cell.accuracy), textcoords="offset points",
+                        xytext=(0, 7 if i % 2 == 0 else -13), ha="center", fontsize=7, color=color)
+    ax.set_xticks(result.rates)
+    ax.set_xticklabels([f"{r:g}" for r in result.rates])
+    ax.set_ylim(-0.1, 1.1)
+    ax.set_xlabel(f"tool noise rate (kinds: {noise_kinds})")
+    ax.set_ylabel(f"accuracy ({CONFIDENCE:.0%} bootstrap CI)")
+    ax.set_title(f"{result.env} | policy {result.policy}")
+    ax.grid(alpha=0.3)
+    ax.legend(title="mode")
+    files = {}
+    for fmt in ("png", "svg"):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
+        path = result.folder / f"accuracy_vs_noise.{fmt}"
+        _write_atomic(path, buffer.getvalue())
+        files[fmt] = path
+    return files
+
+
+def ablate(
+    config: AblateConfig, policy: Policy | None = None, *, stream: TextIO | None = None
+) -> AblationResult:
+    """Run the (noise rate x mode) grid, resuming finished cells, then tabulate and plot it."""
+    stream = stream or sys.stdout
+    config.validate()
+    rates, modes = config.rates(), config.modes()
+    spec = config.cell_config(rates[0]).env_spec()
+    policy = policy or load_policy(config.policy)
+    folder = config.out / config.ablation_name()
+    cell_stream = io.StringIO() if config.quiet else stream
+
+    # The questions every cell is scored on, so an old cell run with a larger limit stays comparable.
+    keys = {}
+    for mode in modes:
+        env = MatpoEnv(spec, mode=mode)  # type: ignore[arg-type]
+        tasks = select_tasks(env, config.limit, config.seed)
+        keys[mode] = {f"{task.id}/s{sample}" for task in tasks for sample in range(config.samples)}
+
+    cells = []
+    for rate in rates:
+        cell_config = config.cell_config(rate)
+        run(cell_config, policy, stream=cell_stream)
+        run_folder = config.out / cell_config.run_name()
+        for mode in modes:
+            records = ResultsFile(run_folder / f"{mode}.jsonl").records
+            records = [r for r in records if r["key"] in keys[mode]]
+            stat = mean_ci(question_scores(records), resamples=config.bootstrap,
+                           confidence=CONFIDENCE, seed=config.seed)
+            cells.append(AblationCell(
+                mode=mode, rate=rate, n=stat.n, episodes=len(records), accuracy=stat.mean,
+                ci_low=stat.low, ci_high=stat.high, run=run_folder.name,
+            ))
+
+    result = AblationResult(
+        name=config.ablation_name(), folder=folder, env=spec.name, policy=policy.name,
+        modes=modes, rates=rates, cells=cells, resamples=config.bootstrap,
+    )
+    result.files["json"] = folder / "ablation.json"
+    result.files["md"] = folder / "ablation.md"
+    result.files.update(plot_accuracy(result, config.noise_kinds))
+    write_json_atomic(result.files["json"], {**result.to_dict(), "config": to_dict(config)})
+    _write_atomic(result.files["md"], result.markdown().encode("utf-8"))
+
+    print(f"\n{spec.name} | policy {policy.name} | accuracy vs tool noise, "
+          f"{CONFIDENCE:.0%} bootstrap CI | results in {folder}", file=stream)
+    print(result.markdown_table(), file=stream)
+    if "png" not in result.files:
+        print('(no plot: matplotlib is not installed; pip install "matpo-gym[plot]")', file=stream)
+    return result
