@@ -7,6 +7,12 @@ import sys
 import tyro
 
 from matpo_gym.bench.ablate import AblateConfig, ablate
+from matpo_gym.bench.leaderboard import (
+    LeaderboardBuildConfig,
+    LeaderboardVerifyConfig,
+    leaderboard_build,
+    leaderboard_verify,
+)
 from matpo_gym.bench.run import RunConfig, run
 from matpo_gym.catalogue import CatalogueError
 from matpo_gym.config import ConfigError
@@ -19,6 +25,8 @@ from matpo_gym.trainers.config import TrainConfig, load_recipe
 COMMANDS = {
     "run": RunConfig,
     "ablate": AblateConfig,
+    "leaderboard-build": LeaderboardBuildConfig,
+    "leaderboard-verify": LeaderboardVerifyConfig,
     "serve": ServeConfig,
     "train": TrainConfig,
 }
@@ -41,6 +49,8 @@ def _recipe_argument(args: list[str]) -> tuple[str | None, list[str]]:
 def parse(argv: list[str] | None) -> object:
     """The command object; a train recipe's values become the defaults that flags override."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["leaderboard"] and args[1:2] in (["build"], ["verify"]):
+        args = [f"leaderboard-{args[1]}", *args[2:]]  # `matpo-bench leaderboard build` reads naturally
     if args[:1] == ["train"]:
         recipe, rest = _recipe_argument(args[1:])
         if recipe is not None:
@@ -58,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             run(command)
         elif isinstance(command, AblateConfig):
             ablate(command)
+        elif isinstance(command, LeaderboardBuildConfig):
+            leaderboard_build(command)
+        elif isinstance(command, LeaderboardVerifyConfig):
+            return leaderboard_verify(command)
         elif isinstance(command, ServeConfig):
             serve(command)
         elif isinstance(command, TrainConfig):

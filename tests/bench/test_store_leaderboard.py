@@ -1,0 +1,272 @@
+"""The SQLite results store, the leaderboard files and submission verification, on real runs."""
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from matpo_gym.bench.leaderboard import (
+    LeaderboardBuildConfig,
+    LeaderboardVerifyConfig,
+    build_leaderboard,
+    leaderboard_build,
+    leaderboard_verify,
+    verify_submission,
+)
+from matpo_gym.bench.run import RunConfig, run
+from matpo_gym.bench.store import SCHEMA_VERSION, ResultsStore, StoreError
+
+FRAMES_RUNS = [(policy, noise) for policy in ("scripted", "random") for noise in (0.0, 0.2)]
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory) -> Path:
+    """Four world-frames runs (scripted / random x noise 0 / 0.2, both modes) and one world-gaia run."""
+    out = tmp_path_factory.mktemp("runs")
+    for policy, noise in FRAMES_RUNS:
+        run(RunConfig(policy=policy, noise=noise, limit=4, out=out, quiet=True, save_trajectories=False))
+    run(RunConfig(env="world-gaia", mode="single", limit=4, out=out, quiet=True, save_trajectories=False))
+    return out
+
+
+def folders(runs_dir: Path) -> list[Path]:
+    return sorted(p for p in runs_dir.iterdir() if p.is_dir())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def markdown_tables(text: str) -> dict[str, list[dict[str, str]]]:
+    """Env heading -> the rows of the table under it, as column -> cell."""
+    tables, env, header = {}, None, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            env, header = line[3:].strip(), None
+            tables[env] = []
+        elif line.startswith("|") and env is not None:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if header is None:
+                header = cells
+            elif not set(line) <= set("|-: "):
+                tables[env].append(dict(zip(header, cells)))
+    return tables
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+def test_import_run_stores_one_run_per_mode_with_its_records(runs_dir, tmp_path):
+    folder = runs_dir / "world-frames-scripted-noise0.2-seed0"
+    db = tmp_path / "results.sqlite"
+    with ResultsStore(db) as store:
+        ids = store.import_run(folder)
+        assert ids == ["world-frames-scripted-noise0.2-seed0/matpo", "world-frames-scripted-noise0.2-seed0/single"]
+        claimed = {s["mode"]: s for s in json.loads((folder / "summary.json").read_text())}
+        meta = json.loads((folder / "run.json").read_text())
+        for run_id, stored in zip(ids, store.runs()):
+            assert stored.id == run_id
+            assert (stored.env, stored.policy, stored.noise, stored.seed, stored.scorer) == (
+                "world-frames", "scripted", 0.2, 0, "exact_match")
+            assert stored.config == meta["config"] and stored.versions == meta["versions"]
+            assert stored.started == meta["started"] and stored.imported_at
+            assert stored.summary == claimed[stored.mode]
+            on_disk = read_jsonl(folder / f"{stored.mode}.jsonl")
+            assert store.records(run_id) == [{k: v for k, v in r.items() if k != "trajectories"} for r in on_disk]
+    raw = sqlite3.connect(db)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    columns = {row[1] for row in raw.execute("PRAGMA table_info(records)")}
+    assert {"run_id", "key", "task_id", "family", "score", "reward", "stop_reason", "prediction", "gold",
+            "metrics", "record"} <= columns
+    query = "SELECT key, score, gold FROM records WHERE run_id = ? ORDER BY seq"
+    key, score, gold = raw.execute(query, (ids[1],)).fetchone()
+    first = read_jsonl(folder / "single.jsonl")[0]
+    assert (key, score, gold) == (first["key"], first["score"], first["gold"])
+    raw.close()
+
+
+def test_reimport_replaces_the_run_and_picks_up_resumed_questions(runs_dir, tmp_path):
+    folder = tmp_path / "r"
+    shutil.copytree(runs_dir / "world-frames-random-noise0-seed0", folder)
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        first = store.import_run(folder)
+        assert store.import_run(folder) == first
+        assert len(store.runs()) == 2 and len(store.records(first[1])) == 4
+        run(RunConfig(policy="random", mode="single", limit=6, out=tmp_path, name="r", quiet=True))
+        store.import_run(folder)
+        assert len(store.runs()) == 2
+        assert len(store.records(first[1])) == 6 and store.run(first[1]).summary["n"] == 6
+
+
+def test_export_then_import_round_trips_and_persists(runs_dir, tmp_path):
+    db = tmp_path / "results.sqlite"
+    with ResultsStore(db) as store:
+        [run_id] = store.import_run(runs_dir / "world-gaia-scripted-noise0-seed0")
+        exported = store.export_jsonl(run_id, tmp_path / "export" / "single.jsonl")
+        assert all("trajectories" not in r for r in read_jsonl(exported))
+        original = store.run(run_id)
+        copy_id = store.import_jsonl(exported, {**original.meta(), "name": "copy"})
+        assert copy_id == "copy/single"
+    with ResultsStore(db) as reopened:
+        assert [r.id for r in reopened.runs()] == ["copy/single", run_id]
+        assert reopened.records(copy_id) == reopened.records(run_id)
+        copied = reopened.run(copy_id)
+        assert copied.summary == original.summary
+        assert (copied.env, copied.policy, copied.mode, copied.scorer) == ("world-gaia", "scripted", "single", "gaia")
+        # The mode comes from the records when the metadata leaves it out.
+        assert reopened.import_jsonl(exported, {"name": "bare", "env": "world-gaia", "policy": "x"}) == "bare/single"
+
+
+def test_unreadable_inputs_give_clear_errors(runs_dir, tmp_path):
+    good = runs_dir / "world-frames-scripted-noise0-seed0"
+    store = ResultsStore(tmp_path / "results.sqlite")
+    with pytest.raises(StoreError, match="No run folder"):
+        store.import_run(tmp_path / "missing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="not a folder"):
+        store.import_run(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreError, match="no run.json"):
+        store.import_run(tmp_path / "empty")
+    broken = tmp_path / "broken"
+    shutil.copytree(good, broken)
+    (broken / "run.json").write_text("{not json")
+    with pytest.raises(StoreError, match="Corrupt .*run.json"):
+        store.import_run(broken)
+    shutil.copy(good / "run.json", broken / "run.json")
+    (broken / "single.jsonl").write_text((good / "single.jsonl").read_text() + '{"key": "cut sh')
+    with pytest.raises(StoreError, match=r"single.jsonl, line 5"):
+        store.import_run(broken)
+    for mode in ("matpo", "single"):
+        (broken / f"{mode}.jsonl").unlink()
+    with pytest.raises(StoreError, match="no results file"):
+        store.import_run(broken)
+    with pytest.raises(StoreError, match="No run 'nope/single'"):
+        store.records("nope/single")
+    with pytest.raises(StoreError, match="Unknown run metadata key 'colour'"):
+        store.import_jsonl(good / "single.jsonl", {"name": "x", "env": "e", "policy": "p", "colour": 1})
+    assert store.runs() == []  # nothing half-imported
+    store.close()
+
+    (tmp_path / "garbage.sqlite").write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StoreError, match="not a readable results store"):
+        ResultsStore(tmp_path / "garbage.sqlite")
+    other = sqlite3.connect(tmp_path / "other.sqlite")
+    other.execute("CREATE TABLE t (x)")
+    other.commit()
+    other.close()
+    with pytest.raises(StoreError, match="not a matpo-gym results store"):
+        ResultsStore(tmp_path / "other.sqlite")
+    with sqlite3.connect(tmp_path / "results.sqlite") as raw:
+        raw.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StoreError, match="schema version 99"):
+        ResultsStore(tmp_path / "results.sqlite")
+
+
+# -- the leaderboard -----------------------------------------------------------------------------
+
+
+def test_leaderboard_markdown_has_one_sorted_table_per_env(runs_dir, tmp_path):
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        for folder in folders(runs_dir):
+            store.import_run(folder)
+        files = build_leaderboard(store, tmp_path / "board")
+        stored = {(r.name, r.mode): r.summary for r in store.runs()}
+    assert files.rows == 9 and files.html.is_file()
+    tables = markdown_tables(files.markdown.read_text())
+    assert list(tables) == ["world-frames", "world-gaia"]
+    assert len(tables["world-frames"]) == 8 and len(tables["world-gaia"]) == 1
+    for rows in tables.values():
+        accuracies = [float(row["accuracy"].split(" ± ")[0]) for row in rows]
+        assert accuracies == sorted(accuracies, reverse=True)
+        for row in rows:
+            summary = stored[(row["run"], row["mode"])]
+            assert row["n"] == str(summary["n"]) == "4"
+            assert row["accuracy"] == f"{summary['accuracy']:.3f} ± {summary['accuracy_ci95']:.3f}"
+            assert row["answered"] == f"{summary['answered']:.2f}"
+            assert row["mean turns"] == f"{summary['mean_turns']:.1f}"
+    frames = tables["world-frames"]
+    assert {(r["policy"], r["noise"], r["mode"]) for r in frames} == {
+        (policy, f"{noise:g}", mode) for policy, noise in FRAMES_RUNS for mode in ("matpo", "single")
+    }
+    assert frames[0]["policy"] == "scripted" and frames[-1]["policy"] == "random"
+
+
+def test_leaderboard_build_command_embeds_plots_and_stays_offline(runs_dir, tmp_path, capsys):
+    out = tmp_path / "board"
+    (out / "plots").mkdir(parents=True)
+    (out / "plots" / "accuracy.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+        '<rect width="40" height="20" fill="teal"/></svg>'
+    )
+    (out / "plots" / "notes.txt").write_text("not a plot")
+    config = LeaderboardBuildConfig(runs=str(runs_dir / "world-frames-*"), store=tmp_path / "s.sqlite", out=out)
+    files = leaderboard_build(config)
+    assert files.rows == 8 and [p.name for p in files.plots] == ["accuracy.svg"]
+    assert "Imported 8 run mode(s) from 4 folder(s)" in capsys.readouterr().out
+    page = files.html.read_text()
+    assert page.count("<tbody>") == 1 and page.count("<tr>") == 8 + 1
+    assert 'src="data:image/svg+xml;base64,' in page and "notes.txt" not in page
+    assert "Content-Security-Policy" in page and "http://" not in page.replace('xmlns="http://www.w3.org', "")
+    assert 'data-type="number"' in page and "data-sort=" in page
+    # A second build with the same store adds nothing twice; a bad pattern is a clear error.
+    assert leaderboard_build(config).rows == 8
+    with pytest.raises(StoreError, match="No run folders"):
+        leaderboard_build(LeaderboardBuildConfig(runs=[str(tmp_path / "none-*")], store=None, out=out))
+
+
+# -- verification --------------------------------------------------------------------------------
+
+
+def test_verify_accepts_genuine_runs(runs_dir, capsys):
+    for folder in folders(runs_dir):
+        report = verify_submission(folder)
+        assert report.ok, report.format()
+        assert report.records_checked == sum(len(read_jsonl(p)) for p in folder.glob("*.jsonl"))
+    assert leaderboard_verify(LeaderboardVerifyConfig(folders(runs_dir)[0])) == 0
+    assert capsys.readouterr().out.startswith("ACCEPTED")
+
+
+def test_verify_rejects_an_edited_record_score(runs_dir, tmp_path, capsys):
+    folder = tmp_path / "tampered"
+    shutil.copytree(runs_dir / "world-frames-scripted-noise0-seed0", folder)
+    records = read_jsonl(folder / "single.jsonl")
+    wrong = next(r for r in records if r["score"] == 0.0)
+    wrong["score"] = 1.0
+    write_jsonl(folder / "single.jsonl", records)
+    report = verify_submission(folder)
+    assert not report.ok
+    assert any(wrong["key"] in reason and "re-scored 0.0" in reason for reason in report.reasons), report.reasons
+    assert leaderboard_verify(LeaderboardVerifyConfig(folder)) == 1
+    assert capsys.readouterr().out.startswith("REJECTED")
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("accuracy", 0.75, "claims accuracy 0.75"),
+    ("n", 5, "claims n=5"),
+])
+def test_verify_rejects_an_edited_summary(runs_dir, tmp_path, field, value, expected):
+    folder = tmp_path / "tampered"
+    shutil.copytree(runs_dir / "world-frames-scripted-noise0.2-seed0", folder)
+    summaries = json.loads((folder / "summary.json").read_text())
+    summaries[0][field] = value
+    (folder / "summary.json").write_text(json.dumps(summaries))
+    report = verify_submission(folder)
+    assert not report.ok and len(report.reasons) == 1 and expected in report.reasons[0]
+
+
+def test_verify_rejects_unfinished_or_unreadable_submissions(runs_dir, tmp_path):
+    folder = tmp_path / "partial"
+    shutil.copytree(runs_dir / "world-gaia-scripted-noise0-seed0", folder)
+    (folder / "summary.json").unlink()
+    assert verify_submission(folder).reasons == ["no summary.json: the run did not finish"]
+    (folder / "run.json").write_text("[]")
+    assert "Corrupt" in verify_submission(folder).reasons[0]
+    with pytest.raises(StoreError, match="No run folder"):
+        verify_submission(tmp_path / "missing")
