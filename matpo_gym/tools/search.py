@@ -43,7 +43,69 @@ class SearchHit:
     """BM25 score; only comparable within one query."""
 
 
-class LocalSearch:
+def search_spec(where: str, top_k: int) -> ToolSpec:
+    """The ``search`` tool's description and schema; ``where`` names what is searched."""
+    return ToolSpec(
+        name="search",
+        description=(
+            f"Search {where} by keywords. Returns a numbered list of results, best first, each "
+            "with its title, URL and a snippet. Use names and distinctive words rather than "
+            "whole questions; browse a result's URL to read the page."
+        ),
+        parameters={
+            "type": "object",
+            "properties": {
+                "query": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "Keywords to look for, e.g. 'Ada Lovelace birthplace'.",
+                },
+                "top_k": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_TOP_K,
+                    "description": f"How many results to return (default {top_k}).",
+                },
+            },
+            "required": ["query"],
+            "additionalProperties": False,
+        },
+    )
+
+
+def require_query(query: object) -> None:
+    """A :class:`ToolError` for an empty or non-text query."""
+    if not isinstance(query, str) or not query.strip():
+        raise ToolError('The query is empty. Pass a few keywords, e.g. search(query="Ada Lovelace").')
+
+
+class SearchTool:
+    """What every ``search`` backend shares: argument checks and the numbered result format.
+
+    Subclasses set ``spec`` and ``top_k`` and implement :meth:`search_raw`.
+    """
+
+    spec: ToolSpec
+    top_k: int
+
+    def search_raw(self, query: str, k: int) -> list[SearchHit]:
+        raise NotImplementedError
+
+    def __call__(self, query: str, top_k: int | None = None) -> str:
+        """Run the search and format the hits for the model."""
+        k = self.top_k if top_k is None else top_k
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TOP_K:
+            raise ToolError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}.")
+        hits = self.search_raw(query, k)
+        if not hits:
+            return (
+                f'No results for "{query.strip()}". '
+                "Try fewer or different keywords, such as a name or a distinctive term."
+            )
+        return "\n".join(_format_hit(rank, hit) for rank, hit in enumerate(hits, start=1))
+
+
+class LocalSearch(SearchTool):
     """The ``search`` tool: BM25 over the title and readable text of every page in a store."""
 
     def __init__(self, store: PageStore, *, top_k: int = 5, snippet_chars: int = 200) -> None:
@@ -53,32 +115,7 @@ class LocalSearch:
             raise ValueError(f"snippet_chars must be at least 20, got {snippet_chars}")
         self.top_k = top_k
         self.snippet_chars = snippet_chars
-        self.spec = ToolSpec(
-            name="search",
-            description=(
-                "Search the pages of the site by keywords. Returns a numbered list of results, "
-                "best first, each with its title, URL and a snippet. Use names and distinctive "
-                "words rather than whole questions; browse a result's URL to read the page."
-            ),
-            parameters={
-                "type": "object",
-                "properties": {
-                    "query": {
-                        "type": "string",
-                        "minLength": 1,
-                        "description": "Keywords to look for, e.g. 'Ada Lovelace birthplace'.",
-                    },
-                    "top_k": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_TOP_K,
-                        "description": f"How many results to return (default {top_k}).",
-                    },
-                },
-                "required": ["query"],
-                "additionalProperties": False,
-            },
-        )
+        self.spec = search_spec("the pages of the site", top_k)
         self._urls: list[str] = []
         self._titles: list[str] = []
         self._texts: list[str] = []
@@ -102,25 +139,9 @@ class LocalSearch:
     def __len__(self) -> int:
         return len(self._urls)
 
-    def __call__(self, query: str, top_k: int | None = None) -> str:
-        """Run the search and format the hits for the model."""
-        k = self.top_k if top_k is None else top_k
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TOP_K:
-            raise ToolError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}.")
-        hits = self.search_raw(query, k)
-        if not hits:
-            return (
-                f'No results for "{query.strip()}". '
-                "Try fewer or different keywords, such as a name or a distinctive term."
-            )
-        return "\n".join(_format_hit(rank, hit) for rank, hit in enumerate(hits, start=1))
-
     def search_raw(self, query: str, k: int) -> list[SearchHit]:
         """The top ``k`` pages with a positive score, best first."""
-        if not isinstance(query, str) or not query.strip():
-            raise ToolError(
-                'The query is empty. Pass a few keywords, e.g. search(query="Ada Lovelace").'
-            )
+        require_query(query)
         terms = self._terms(query)
         if not self._urls or not terms or k < 1:
             return []

@@ -15,9 +15,16 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from matpo_gym.tools.base import ToolError, ToolSpec, ToolTimeout
+from matpo_gym.tools.base import ToolError, ToolTimeout
 from matpo_gym.tools.html_text import collapse
-from matpo_gym.tools.search import MAX_TOP_K, SearchHit, _format_hit, _shorten
+from matpo_gym.tools.search import (
+    MAX_TOP_K,
+    SearchHit,
+    SearchTool,
+    _shorten,
+    require_query,
+    search_spec,
+)
 
 try:  # optional: only the default client needs ddgs; exceptions are matched by class otherwise
     from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
@@ -60,7 +67,7 @@ _PACER = _Pacer()
 """One for the whole process: every WebSearch instance shares it."""
 
 
-class WebSearch:
+class WebSearch(SearchTool):
     """The ``search`` tool on the live web: ``ddgs.DDGS().text``, formatted like local search.
 
     ``timeout_s`` bounds a whole call, retries included: a retry whose backoff would end past it
@@ -113,52 +120,11 @@ class WebSearch:
         self.backend = backend
         self.snippet_chars = snippet_chars
         self._client_factory = client_factory
-        self.spec = ToolSpec(
-            name="search",
-            description=(
-                "Search the web by keywords. Returns a numbered list of results, best first, "
-                "each with its title, URL and a snippet. Use names and distinctive words rather "
-                "than whole questions; browse a result's URL to read the page."
-            ),
-            parameters={
-                "type": "object",
-                "properties": {
-                    "query": {
-                        "type": "string",
-                        "minLength": 1,
-                        "description": "Keywords to look for, e.g. 'Ada Lovelace birthplace'.",
-                    },
-                    "top_k": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_TOP_K,
-                        "description": f"How many results to return (default {top_k}).",
-                    },
-                },
-                "required": ["query"],
-                "additionalProperties": False,
-            },
-        )
-
-    def __call__(self, query: str, top_k: int | None = None) -> str:
-        """Run the search and format the hits for the model (LocalSearch's format)."""
-        k = self.top_k if top_k is None else top_k
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TOP_K:
-            raise ToolError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}.")
-        hits = self.search_raw(query, k)
-        if not hits:
-            return (
-                f'No results for "{query.strip()}". '
-                "Try fewer or different keywords, such as a name or a distinctive term."
-            )
-        return "\n".join(_format_hit(rank, hit) for rank, hit in enumerate(hits, start=1))
+        self.spec = search_spec("the web", top_k)
 
     def search_raw(self, query: str, k: int) -> list[SearchHit]:
         """The top ``k`` web results, best first (``score`` is 1/rank: engines give none)."""
-        if not isinstance(query, str) or not query.strip():
-            raise ToolError(
-                'The query is empty. Pass a few keywords, e.g. search(query="Ada Lovelace").'
-            )
+        require_query(query)
         rows = self._fetch(query.strip(), k)
         hits: list[SearchHit] = []
         for row in rows:
