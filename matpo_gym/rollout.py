@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 from matpo_gym.core.trajectory import EpisodeResult
 from matpo_gym.data.tasks import Task

@@ -8,8 +8,8 @@ latest message alone is too long, its content is cut. Every cut is reported, nev
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from matpo_gym.core.messages import Message
 

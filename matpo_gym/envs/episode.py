@@ -16,8 +16,8 @@ request for one.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from matpo_gym.core.actions import Answer, ParseError, ToolCall, parse_action, strip_thinking
 from matpo_gym.core.messages import Message, Prompt, Role

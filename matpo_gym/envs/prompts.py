@@ -7,10 +7,10 @@ no escaping. Available names: ``$tools`` (one JSON tool description per line), `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from string import Template
 from urllib.parse import urljoin
-from typing import Sequence
 
 from matpo_gym.core.messages import Role
 from matpo_gym.data.tasks import Task

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Mapping
+from collections.abc import Mapping
 
 from matpo_gym.data.tasks import PageStore
 from matpo_gym.envs.spec import ToolsSpec

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from matpo_gym.catalogue import CatalogueError, resolve
 from matpo_gym.config import ConfigError, from_dict, load_toml

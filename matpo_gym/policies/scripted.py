@@ -15,8 +15,8 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from matpo_gym.core.actions import Answer, ToolCall, parse_action
 from matpo_gym.core.messages import Message, Prompt, Role

@@ -7,8 +7,8 @@ the episode's score (and hence the reward's accuracy term).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from matpo_gym.data.tasks import Task
 from matpo_gym.scoring.metrics import exact_match, f1, gaia_match

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from matpo_gym.trainers.config import TrainConfig, load_recipe
 from matpo_gym.trainers.recipe import Recipe

@@ -7,8 +7,8 @@ text (system prompt, question, tool results, worker summaries) and gets no gradi
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 

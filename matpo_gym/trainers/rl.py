@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from matpo_gym.core.trajectory import EpisodeResult
 from matpo_gym.envs.gym_env import MatpoEnv
+from matpo_gym.policies.hf import resolve_device
 from matpo_gym.rollout import EpisodeRequest, rollout
 from matpo_gym.trainers.advantages import assign_credit
 from matpo_gym.trainers.batch import collate, micro_batches, samples_from_credit, token_logprobs
@@ -33,7 +34,6 @@ from matpo_gym.trainers.state import (
     MetricsLog,
     load_model,
     plot_curves,
-    resolve_device,
     seed_everything,
 )
 

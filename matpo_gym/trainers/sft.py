@@ -17,12 +17,19 @@ import torch
 from tqdm.auto import tqdm
 
 from matpo_gym.envs.gym_env import MatpoEnv
+from matpo_gym.policies.hf import resolve_device
 from matpo_gym.policies.scripted import SearchReadPolicy
 from matpo_gym.rollout import EpisodeRequest, rollout
 from matpo_gym.trainers.batch import Sample, collate, token_logprobs
 from matpo_gym.trainers.config import TrainConfig
 from matpo_gym.trainers.recipe import env_spec_for
-from matpo_gym.trainers.state import Checkpoints, MetricsLog, load_model, plot_curves, resolve_device, seed_everything
+from matpo_gym.trainers.state import (
+    Checkpoints,
+    MetricsLog,
+    load_model,
+    plot_curves,
+    seed_everything,
+)
 
 
 def chat_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:

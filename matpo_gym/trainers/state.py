@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from matpo_gym.policies.hf import resolve_device
-
 LATEST = "latest"
 
 
