@@ -167,6 +167,7 @@ def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | Non
             if f"{task.id}/s{sample}" not in done
         ]
         families = {task.id: (task.family, task.metadata) for task in tasks}
+        aliases = {task.id: list(task.aliases) for task in tasks}
         total = len(tasks) * config.samples
         bar = tqdm(total=total, initial=total - len(requests), desc=f"{spec.name} [{mode}]",
                    unit="ep", disable=config.quiet, file=sys.stderr, dynamic_ncols=True)
@@ -180,6 +181,8 @@ def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | Non
                 seconds=time.perf_counter() - started, family=family, metadata_=task_metadata,
                 with_trajectories=config.save_trajectories,
             )
+            if aliases[result.task_id]:
+                record["aliases"] = aliases[result.task_id]  # so a verifier re-scores as the run did
             if isinstance(scorer, JudgeScorer):
                 verdict = next((v for v in reversed(scorer.verdicts) if v.task_id == result.task_id), None)
                 record["judge"] = verdict.to_dict() if verdict is not None else None

@@ -27,6 +27,8 @@ def build_tools(spec: ToolsSpec, site: PageStore | None, noise: NoiseConfig | No
     unknown = [name for name in spec.names if name not in TOOL_NAMES]
     if unknown:
         raise ValueError(f"Unknown tool {unknown[0]!r}; available tools: {', '.join(TOOL_NAMES)}.")
+    if not spec.names:
+        return {}  # a closed-book env: the agent answers from the question alone
     if spec.backend == "web":
         tools: Mapping[str, Tool] = web_tools(spec)
     else:

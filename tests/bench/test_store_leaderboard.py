@@ -270,3 +270,31 @@ def test_verify_rejects_unfinished_or_unreadable_submissions(runs_dir, tmp_path)
     assert "Corrupt" in verify_submission(folder).reasons[0]
     with pytest.raises(StoreError, match="No run folder"):
         verify_submission(tmp_path / "missing")
+
+
+class AliasAnswerer:
+    """Answers with an accepted alias rather than the gold spelling."""
+
+    name = "alias-answerer"
+
+    def generate(self, prompts):
+        from matpo_gym.policies.base import Completion
+
+        return [Completion("<answer>St Petersburg</answer>") for _ in prompts]
+
+
+def test_answers_matching_an_alias_verify(tmp_path):
+    from matpo_gym.bench.leaderboard import verify_submission
+    from matpo_gym.bench.run import RunConfig, run
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "q1", "question": "Which city did Peter the Great found?",
+                                 "answer": "Saint Petersburg", "aliases": ["St Petersburg"]}) + "\n")
+    env = tmp_path / "alias-env.toml"
+    env.write_text(f'[source]\nkind = "jsonl"\npath = "{tasks}"\n[tools]\nnames = []\n')
+    (tmp_path / "prompts").symlink_to(Path(__file__).parents[2] / "envs" / "prompts")
+    run(RunConfig(env=str(env), mode="single", limit=None, out=tmp_path, name="alias", quiet=True),
+        policy=AliasAnswerer())
+    record = json.loads((tmp_path / "alias" / "single.jsonl").read_text().splitlines()[0])
+    assert record["score"] == 1.0 and record["aliases"] == ["St Petersburg"]
+    assert verify_submission(tmp_path / "alias").ok
