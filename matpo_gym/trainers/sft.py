@@ -93,14 +93,22 @@ class SFTTrainer:
         cfg = self.config
         rng = random.Random(cfg.seed)
         order: list[int] = []
+
+        def next_batch() -> list[Sample]:
+            """The next batch of an endless sequence of shuffled passes over the samples."""
+            while len(order) < cfg.sft_batch_size:
+                order.extend(rng.sample(range(len(self.samples)), len(self.samples)))
+            chunk = [self.samples[i] for i in order[: cfg.sft_batch_size]]
+            del order[: cfg.sft_batch_size]
+            return chunk
+
+        for _ in range(self.start_step):  # a resumed run continues the data order where it stopped
+            next_batch()
         row: dict[str, Any] = {}
         bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
                    desc=f"sft {cfg.env}", unit="step", disable=cfg.quiet)
         for step in bar:
-            if len(order) < cfg.sft_batch_size:
-                order += rng.sample(range(len(self.samples)), len(self.samples))
-            chunk = [self.samples[i] for i in order[: cfg.sft_batch_size]]
-            del order[: cfg.sft_batch_size]
+            chunk = next_batch()
             started = time.perf_counter()
             self.model.train()
             batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)

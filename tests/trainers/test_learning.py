@@ -83,3 +83,21 @@ def test_sft_imitates_scripted_demonstrations(tiny_model_dir, tmp_path):
     first, last = sum(r["loss"] for r in rows[:3]) / 3, sum(r["loss"] for r in rows[-3:]) / 3
     assert last < 0.8 * first, (first, last)
     assert (tmp_path / "checkpoints" / "step-12" / "config.json").exists()
+
+
+def test_resumed_sft_continues_exactly_where_it_stopped(tiny_model_dir, tmp_path):
+    from matpo_gym.trainers import main
+
+    def config(out, steps):
+        return TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=out, steps=steps, lr=1e-3,
+                           weight_decay=0.0, sft_demos=8, sft_batch_size=4, sft_mode="single", save_every=1,
+                           quiet=True)
+
+    main(config(tmp_path / "straight", 4))
+    main(config(tmp_path / "resumed", 2))
+    main(config(tmp_path / "resumed", 4))
+
+    def losses(folder):
+        return [json.loads(line)["loss"] for line in (tmp_path / folder / "metrics.jsonl").read_text().splitlines()]
+
+    assert losses("resumed") == pytest.approx(losses("straight"), rel=1e-5)
