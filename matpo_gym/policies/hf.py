@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -47,6 +48,36 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def load_pretrained(model: str, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
+    """(model on ``device``, left-padding tokenizer) from a local folder, a hub name, or ``tiny``.
+
+    The one loader for policies and trainers, so both read a checkpoint the same way.
+    """
+    path = model
+    if model == "tiny":
+        from matpo_gym.models import ensure_tiny
+
+        path = str(ensure_tiny())
+    local = os.path.isdir(path)
+    if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise FileNotFoundError(
+            f"Cannot load model {model!r}: it is not a local folder and the hub is offline "
+            f"(HF_HUB_OFFLINE=1). Download it on a machine with access and pass its path, "
+            f"or use 'tiny'."
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left", local_files_only=local)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=local, **{_DTYPE_KWARG: dtype}
+        )
+    except OSError as exc:
+        raise OSError(
+            f"Cannot load model {model!r}: {exc}\nGive a local model folder, or 'tiny' for the "
+            f"locally built tiny model (no hub is reachable offline)."
+        ) from None
+    return loaded.to(device), tokenizer
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -164,20 +195,8 @@ class HFPolicy:
     ):
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
-        path = model
-        if model == "tiny":
-            from matpo_gym.models import ensure_tiny
-
-            path = str(ensure_tiny())
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
-            loaded = AutoModelForCausalLM.from_pretrained(path, **{_DTYPE_KWARG: torch_dtype})
-        except OSError as exc:
-            raise OSError(
-                f"Cannot load model {model!r}: {exc}\nGive a local model folder, or 'tiny' for the "
-                f"locally built tiny model (no hub is reachable offline)."
-            ) from None
-        loaded = loaded.to(torch_device).eval()  # type: ignore[arg-type]
+        loaded, tokenizer = load_pretrained(model, torch_device, torch_dtype)
+        loaded.eval()
         self._setup(
             loaded,
             tokenizer,

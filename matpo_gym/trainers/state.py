@@ -23,24 +23,10 @@ def seed_everything(seed: int) -> None:
 
 
 def load_model(name: str, device: torch.device):
-    """(model, tokenizer) from a local folder, a hub name, or ``tiny``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(model, tokenizer) from a local folder, a hub name, or ``tiny``, in the device's dtype."""
+    from matpo_gym.policies.hf import load_pretrained, resolve_dtype
 
-    if name == "tiny":
-        from matpo_gym.models.tiny import ensure_tiny
-
-        name = str(ensure_tiny())
-    path = Path(name)
-    local = path.is_dir()
-    if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise FileNotFoundError(
-            f"Model {name!r} is not a local folder and the hub is offline (HF_HUB_OFFLINE=1). "
-            f"Download it on a machine with access and pass its path, or use --model tiny."
-        )
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local)
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=local).to(device)
-    return model, tokenizer
+    return load_pretrained(name, device, resolve_dtype("auto", device))
 
 
 class Checkpoints:
