@@ -1,0 +1,428 @@
+"""``matpo-bench reproduce``: the paper's comparison in miniature, from scratch, resumably.
+
+One SFT warm start on scripted demonstrations, then single-agent GRPO and MATPO (planner +
+worker, one model) trained from it with the same model, questions, group size, steps, token
+limits and seeds, then both evaluated on held-out questions of the FRAMES-, WebWalkerQA- and
+GAIA-like families at several tool-noise rates and context budgets, then a report
+(:mod:`matpo_gym.bench.reproduce_report`) built only from the records those stages wrote.
+
+Every stage writes into ``<out>/`` and is skipped when its output is complete, so an interrupted
+run picks up where it stopped. The environments are written to ``<out>/envs/`` as ordinary env
+files, so any stage can be rerun by hand with ``matpo-bench train`` / ``matpo-bench run``.
+
+The pressure knobs (why MATPO should help): pages are ``filler_paragraphs`` long, a browse window
+holds ``browse_max_chars``, and every model call sees at most ``context_tokens``. A single agent
+carries every page it read in one context; a worker reads pages in its own context and hands the
+planner a summary of at most ``summary_chars``. The report sweeps ``context_tokens`` at
+evaluation to show how the gap moves with the pressure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from matpo_gym.config import ConfigError, to_dict
+from matpo_gym.envs.spec import EnvSpec, load_env_spec
+
+Preset = Literal["cpu", "gpu", "smoke"]
+METHODS = {"grpo": "single", "matpo": "matpo"}
+"""Trained algorithm -> the mode it is trained and evaluated in."""
+
+
+@dataclass
+class ReproduceConfig:
+    """MATPO vs single-agent GRPO on the offline world: SFT, RL, evaluation grid, report.
+
+    Fields left at ``None`` take the preset's value (``cpu``: a 2-core machine in well under an
+    hour; ``gpu``: a bigger model and more steps for one GPU; ``smoke``: seconds, for tests).
+    """
+
+    preset: Preset = "cpu"
+    out: Path = Path("runs/reproduce")
+    """Run folder: envs, model, checkpoints, metrics, evaluation records."""
+    report: Path = Path("leaderboards/reproduce")
+    """Report folder (Markdown, HTML, plots, JSON)."""
+    report_only: bool = False
+    """Rebuild the report from the records already in ``out`` without running anything."""
+    base_env: str = "world-tiny"
+    """Env whose prompts, tools and scoring every generated env starts from."""
+    train_family: str | None = None
+    """World family of the training questions (the paper trains on MuSiQue)."""
+    eval_families: tuple[str, ...] | None = None
+    """World families of the held-out evaluation (FRAMES-, WebWalkerQA-, GAIA-like)."""
+    difficulty: str | None = None
+    """Keep only questions of this difficulty (``easy``...); empty string keeps all."""
+    seeds: tuple[int, ...] | None = None
+    noise_rates: tuple[float, ...] | None = None
+    context_sweep: tuple[int, ...] | None = None
+    """Evaluation context budgets for the pressure sweep (noise 0, first eval family)."""
+    eval_questions: int | None = None
+    """Held-out questions per family (test split, never trained on)."""
+    # pressure knobs
+    filler_paragraphs: int | None = None
+    """Irrelevant paragraphs per page: page length."""
+    browse_max_chars: int | None = None
+    context_tokens: int | None = None
+    summary_chars: int | None = None
+    # model
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    vocab_size: int | None = None
+    num_entities: int | None = None
+    """World size, shared by the envs and the tokenizer's training text."""
+    # budget (identical for both methods)
+    sft_steps: int | None = None
+    sft_demos: int | None = None
+    sft_lr: float | None = None
+    rl_steps: int | None = None
+    questions_per_step: int | None = None
+    group_size: int | None = None
+    rl_lr: float | None = None
+    max_new_tokens: int | None = None
+    turns: int | None = None
+    """Turn limit of every role (planner, worker, single agent)."""
+    format_weight: float | None = None
+    eval_every: int | None = None
+    curve_questions: int | None = None
+    """Held-out questions of the learning-curve evaluation during training."""
+    device: str = "auto"
+    quiet: bool = False
+
+    def resolved(self) -> ReproduceConfig:
+        """This config with every ``None`` filled from the preset."""
+        if self.preset not in PRESETS:
+            raise ConfigError(f"Unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}.")
+        values = PRESETS[self.preset]
+        filled = {f.name: values[f.name] for f in fields(self) if getattr(self, f.name) is None}
+        config = replace(self, **filled)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not self.seeds:
+            raise ConfigError("reproduce: give at least one seed.")
+        if not self.eval_families:
+            raise ConfigError("reproduce: give at least one evaluation family.")
+        bad = [r for r in self.noise_rates or () if not 0 <= r <= 1]
+        if bad:
+            raise ConfigError(f"reproduce: noise rate {bad[0]} is outside [0, 1].")
+        for name in ("sft_steps", "rl_steps", "questions_per_step", "group_size", "eval_questions", "turns"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"reproduce: {name} must be at least 1, got {getattr(self, name)}.")
+        if self.group_size < 2:
+            raise ConfigError("reproduce: group_size must be at least 2 (advantages compare rollouts).")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": dict(
+        train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="easy",
+        seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(512, 768, 1024, 1536),
+        eval_questions=24, filler_paragraphs=1, browse_max_chars=1200, context_tokens=1024,
+        summary_chars=300, hidden_size=256, num_layers=4, vocab_size=8192, num_entities=1500,
+        sft_steps=400, sft_demos=512, sft_lr=1e-3, rl_steps=8, questions_per_step=8, group_size=4,
+        rl_lr=5e-5, max_new_tokens=64, turns=6, format_weight=0.1, eval_every=4, curve_questions=16,
+    ),
+    "gpu": dict(
+        train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="",
+        seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(768, 1024, 1536, 2048),
+        eval_questions=100, filler_paragraphs=2, browse_max_chars=1600, context_tokens=1536,
+        summary_chars=400, hidden_size=512, num_layers=8, vocab_size=8192, num_entities=1500,
+        sft_steps=3000, sft_demos=2048, sft_lr=5e-4, rl_steps=60, questions_per_step=32, group_size=8,
+        rl_lr=2e-5, max_new_tokens=96, turns=6, format_weight=0.1, eval_every=10, curve_questions=64,
+    ),
+    "smoke": dict(
+        train_family="musique", eval_families=("frames", "gaia"), difficulty="easy",
+        seeds=(0, 1), noise_rates=(0.0, 0.4), context_sweep=(256, 1024),
+        eval_questions=2, filler_paragraphs=0, browse_max_chars=600, context_tokens=1024,
+        summary_chars=200, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
+        sft_steps=2, sft_demos=8, sft_lr=1e-3, rl_steps=2, questions_per_step=2, group_size=2,
+        rl_lr=1e-4, max_new_tokens=12, turns=6, format_weight=0.1, eval_every=1, curve_questions=2,
+    ),
+}
+
+
+# -- environments --------------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string is a JSON string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def env_toml(spec: EnvSpec) -> str:
+    """An env file equal to ``spec``, prompt paths made absolute so the file works anywhere."""
+    data = to_dict(spec)
+    data.pop("root")
+    data["prompts"] = {
+        key: str((Path(spec.root) / value).resolve()) if isinstance(value, str) else value
+        for key, value in data["prompts"].items()
+    }
+    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()
+             if not isinstance(value, dict) and value is not None]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{key}]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class EnvFiles:
+    """The generated env files of one reproduction."""
+
+    train: Path
+    eval: dict[str, Path]
+    """Family -> env file at the configured context budget."""
+    sweep: dict[int, Path]
+    """Context budget -> env file of the first eval family."""
+
+
+def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: int) -> EnvSpec:
+    """The base env with this reproduction's family, world and pressure knobs."""
+    base = load_env_spec(config.base_env)
+    difficulty = config.difficulty or None
+    name = f"repro-{family}-{split}-ctx{context_tokens}"
+    return replace(
+        base,
+        name=name,
+        description=f"matpo-bench reproduce: {family}-like questions ({split} split), context {context_tokens}.",
+        source=replace(base.source, kind="world", family=family, difficulty=difficulty, split=split),
+        world=replace(base.world, num_entities=config.num_entities, filler_paragraphs=config.filler_paragraphs),
+        tools=replace(base.tools, browse_max_chars=config.browse_max_chars),
+        limits=replace(base.limits, planner_turns=config.turns, worker_turns=config.turns,
+                       single_turns=config.turns, context_tokens=context_tokens,
+                       summary_chars=config.summary_chars),
+        scoring=replace(base.scoring, format_weight=config.format_weight),
+    )
+
+
+def write_envs(config: ReproduceConfig) -> EnvFiles:
+    folder = config.out / "envs"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(spec: EnvSpec) -> Path:
+        path = folder / f"{spec.name}.toml"
+        path.write_text(env_toml(spec), encoding="utf-8")
+        load_env_spec(str(path))  # the file must read back as the same env
+        return path
+
+    train = write(make_spec(config, config.train_family, "train", config.context_tokens))
+    evals = {f: write(make_spec(config, f, "test", config.context_tokens)) for f in config.eval_families}
+    first = config.eval_families[0]
+    sweep = {c: write(make_spec(config, first, "test", c)) for c in config.context_sweep}
+    return EnvFiles(train, evals, sweep)
+
+
+# -- stages --------------------------------------------------------------------------------------
+
+
+def build_model(config: ReproduceConfig) -> Path:
+    from matpo_gym.models.tiny import TinyModelConfig, ensure_tiny
+
+    hidden = config.hidden_size
+    return ensure_tiny(TinyModelConfig(
+        vocab_size=config.vocab_size, hidden_size=hidden, num_layers=config.num_layers,
+        num_heads=max(1, hidden // 64), num_kv_heads=max(1, hidden // 128), intermediate_size=hidden * 8 // 3,
+        num_entities=config.num_entities,
+    ))
+
+
+def _checkpoint(out: Path, steps: int) -> Path | None:
+    """The finished run's last checkpoint, or None while the run is incomplete."""
+    path = out / "checkpoints" / f"step-{steps}"
+    return path if path.is_dir() else None
+
+
+def _train(train_config: Any) -> Path:
+    from matpo_gym.trainers import main as train_main
+
+    done = _checkpoint(train_config.out, train_config.steps)
+    if done is None:
+        train_main(train_config)
+        done = _checkpoint(train_config.out, train_config.steps)
+    if done is None:
+        raise RuntimeError(f"Training in {train_config.out} ended without its final checkpoint.")
+    return done
+
+
+def train_sft(config: ReproduceConfig, model: Path, envs: EnvFiles) -> Path:
+    from matpo_gym.trainers.config import TrainConfig
+
+    return _train(TrainConfig(
+        algo="sft", model=str(model), env=str(envs.train), out=config.out / "sft", steps=config.sft_steps,
+        lr=config.sft_lr, weight_decay=0.0, sft_demos=config.sft_demos, sft_batch_size=16, sft_mode="both",
+        save_every=max(1, config.sft_steps // 4), seed=0, device=config.device, quiet=config.quiet,
+    ))
+
+
+def rl_config(config: ReproduceConfig, algo: str, seed: int, init: Path, envs: EnvFiles) -> Any:
+    """Identical budgets for both methods: only ``algo`` (and so the mode) differs."""
+    from matpo_gym.trainers.config import TrainConfig
+
+    return TrainConfig(
+        algo=algo, init_from=str(init), env=str(envs.train), eval_env=str(envs.eval[config.eval_families[0]]),
+        out=config.out / f"{algo}-seed{seed}", steps=config.rl_steps,
+        questions_per_step=config.questions_per_step, group_size=config.group_size, lr=config.rl_lr,
+        temperature=1.0, max_new_tokens=config.max_new_tokens, eval_every=config.eval_every,
+        eval_questions=config.curve_questions, save_every=config.rl_steps, seed=seed,
+        device=config.device, quiet=config.quiet,
+    )
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model to evaluate: which training produced it, and the mode it plays."""
+
+    method: str
+    """``sft`` (the shared warm start), ``grpo`` or ``matpo``."""
+    mode: str
+    seed: int
+    checkpoint: Path
+
+
+def evaluate(config: ReproduceConfig, model: Model, envs: EnvFiles) -> None:
+    """Greedy held-out evaluation at every noise rate, plus the context sweep at noise 0."""
+    from matpo_gym.bench.run import RunConfig, run
+    from matpo_gym.policies.hf import HFPolicy
+
+    cells = [(family, path, rate) for family, path in envs.eval.items() for rate in config.noise_rates]
+    cells += [(f"ctx{ctx}", path, 0.0) for ctx, path in envs.sweep.items()]
+    folder = config.out / "eval" / f"{model.method}-{model.mode}-seed{model.seed}"
+    pending = [c for c in cells if not _complete(folder / _cell_name(c[0], c[2]), model.mode, config.eval_questions)]
+    if not pending:
+        return
+    policy = HFPolicy(str(model.checkpoint), device=config.device, temperature=0.0,
+                      max_new_tokens=config.max_new_tokens, seed=model.seed)
+    for label, path, rate in pending:
+        run(
+            RunConfig(env=str(path), mode=model.mode, noise=rate, limit=config.eval_questions, samples=1,
+                      seed=model.seed, out=folder, name=_cell_name(label, rate), quiet=config.quiet),
+            policy, stream=_Null(),
+        )
+
+
+def _cell_name(label: str, rate: float) -> str:
+    return f"{label}-noise{rate:g}"
+
+
+def _complete(folder: Path, mode: str, questions: int) -> bool:
+    path = folder / f"{mode}.jsonl"
+    if not path.is_file():
+        return False
+    with path.open(encoding="utf-8") as handle:
+        return sum(1 for line in handle if line.strip()) >= questions
+
+
+class _Null:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+# -- the whole pipeline --------------------------------------------------------------------------
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def stage(self, name: str, started: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
+    """Run every missing stage, then write the report; returns the report's Markdown file."""
+    from matpo_gym.bench.reproduce_report import build_report
+
+    stream = stream or sys.stdout
+    config = _from_manifest(config) if config.report_only else config.resolved()
+    config.out.mkdir(parents=True, exist_ok=True)
+    if not config.report_only:
+        timings = Timings()
+        _save_manifest(config)
+        started = time.perf_counter()
+        envs = write_envs(config)
+        model_dir = build_model(config)
+        timings.stage("setup", started)
+        _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
+        started = time.perf_counter()
+        sft = train_sft(config, model_dir, envs)
+        timings.stage("sft", started)
+        models = [Model("sft", mode, 0, sft) for mode in ("single", "matpo")]
+        for seed in config.seeds:
+            for algo, mode in METHODS.items():
+                _say(stream, f"[2/4] {algo} seed {seed} ({config.rl_steps} steps) -> {config.out / f'{algo}-seed{seed}'}")
+                started = time.perf_counter()
+                models.append(Model(algo, mode, seed, _train(rl_config(config, algo, seed, sft, envs))))
+                timings.stage(algo, started)
+        for index, model in enumerate(models, 1):
+            _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) [{index}/{len(models)}]")
+            started = time.perf_counter()
+            evaluate(config, model, envs)
+            timings.stage("evaluation", started)
+        _save_timings(config.out, timings)
+    _say(stream, f"[4/4] report -> {config.report}")
+    return build_report(config)
+
+
+def _say(stream: TextIO, text: str) -> None:
+    print(text, file=stream, flush=True)
+
+
+def _save_manifest(config: ReproduceConfig) -> None:
+    """``reproduce.json``: the resolved config; a rerun with a different config is refused."""
+    path = config.out / "reproduce.json"
+    current = {k: v for k, v in to_dict(config).items() if k not in ("report_only", "quiet", "report", "device")}
+    current = json.loads(json.dumps(current, default=str))
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in current if previous.get(k) != current[k])
+        if changed:
+            raise ConfigError(
+                f"{config.out} holds a reproduction with different settings ({', '.join(changed)}); "
+                f"use another --out or delete that folder."
+            )
+        return
+    path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+
+
+def _save_timings(out: Path, timings: Timings) -> None:
+    path = out / "timings.json"
+    previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    for key, value in timings.seconds.items():
+        previous[key] = previous.get(key, 0.0) + value
+    path.write_text(json.dumps(previous, indent=2) + "\n", encoding="utf-8")
+
+
+def _from_manifest(config: ReproduceConfig) -> ReproduceConfig:
+    """The settings a finished reproduction ran with (a report must describe that run)."""
+    saved = load_manifest(config.out)
+    values = {f.name: saved[f.name] for f in fields(config) if f.name in saved}
+    for name in ("eval_families", "seeds", "noise_rates", "context_sweep"):
+        values[name] = tuple(values[name])
+    values["out"] = Path(values["out"])
+    return replace(config, **values)
+
+
+def load_manifest(out: Path) -> dict[str, Any]:
+    path = out / "reproduce.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{out} holds no reproduction (reproduce.json is missing); run matpo-bench reproduce.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+__all__ = ["PRESETS", "EnvFiles", "Model", "ReproduceConfig", "reproduce", "write_envs"]

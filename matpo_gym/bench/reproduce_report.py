@@ -1,0 +1,396 @@
+"""The report of ``matpo-bench reproduce``, computed only from the records its stages wrote.
+
+Every figure carries its n and a 95% interval: accuracies are bootstrapped over the evaluated
+episodes (questions x seeds), learning curves over seeds. ``report.json`` holds every number of
+the Markdown and HTML pages, so a test (or a reader) can recompute them from the records.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matpo_gym.bench.reproduce import METHODS, ReproduceConfig, load_manifest
+from matpo_gym.bench.stats import mean_ci
+
+ROWS = (("sft", "single"), ("sft", "matpo"), ("grpo", "single"), ("matpo", "matpo"))
+"""Report rows: the shared warm start in both modes, then the two trained methods."""
+LABELS = {("sft", "single"): "SFT warm start, single agent", ("sft", "matpo"): "SFT warm start, planner + worker",
+          ("grpo", "single"): "GRPO (single agent)", ("matpo", "matpo"): "MATPO (planner + worker)"}
+COLORS = {"grpo": "tab:orange", "matpo": "tab:blue", "sft": "tab:gray"}
+COLLAPSE_DROP = 0.5
+"""A run collapsed when its smoothed reward ends below this fraction of its peak."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Accuracy of one (method, mode) on one evaluation cell, pooled over seeds."""
+
+    n: int
+    accuracy: float
+    low: float
+    high: float
+    truncations: float
+    """Context truncations per episode."""
+
+    def text(self) -> str:
+        if self.n == 0:
+            return "n/a"
+        return f"{self.accuracy:.3f} [{self.low:.3f}, {self.high:.3f}] (n={self.n})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def cell(out: Path, method: str, mode: str, seeds: Sequence[int], label: str, rate: float) -> Cell:
+    """Pool the records of every seed's run of this cell."""
+    records: list[dict[str, Any]] = []
+    for seed in seeds:
+        folder = out / "eval" / f"{method}-{mode}-seed{seed}" / f"{label}-noise{rate:g}"
+        records += _records(folder / f"{mode}.jsonl")
+    scores = [float(r["score"]) for r in records]
+    if not scores:
+        return Cell(0, math.nan, math.nan, math.nan, math.nan)
+    ci = mean_ci(scores)
+    truncations = sum(r["stats"]["context_truncations"] for r in records) / len(records)
+    return Cell(ci.n, ci.mean, ci.low, ci.high, truncations)
+
+
+def _seeds(method: str, seeds: Sequence[int]) -> Sequence[int]:
+    return (0,) if method == "sft" else seeds
+
+
+def relative_gain(matpo: float, grpo: float) -> float:
+    """(MATPO - GRPO) / GRPO, as the paper reports it; NaN when GRPO scored 0."""
+    if math.isnan(matpo) or math.isnan(grpo) or grpo == 0:
+        return math.nan
+    return (matpo - grpo) / grpo
+
+
+# -- learning curves and stability --------------------------------------------------------------
+
+
+def curves(out: Path, algo: str, seeds: Sequence[int], key: str) -> list[dict[str, float]]:
+    """Per step: mean of ``key`` over the seeds that logged it, with a 95% bootstrap interval."""
+    by_step: dict[int, list[float]] = {}
+    for seed in seeds:
+        for row in _records(out / f"{algo}-seed{seed}" / "metrics.jsonl"):
+            value = row.get(key)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                by_step.setdefault(int(row["step"]), []).append(float(value))
+    points = []
+    for step in sorted(by_step):
+        ci = mean_ci(by_step[step])
+        points.append({"step": step, "n": ci.n, "mean": ci.mean, "low": ci.low, "high": ci.high})
+    return points
+
+
+def stability(out: Path, algo: str, seed: int) -> dict[str, Any]:
+    """Peak and final training reward (moving average of 3 steps) and whether the run collapsed."""
+    rewards = [float(r["reward"]) for r in _records(out / f"{algo}-seed{seed}" / "metrics.jsonl") if "reward" in r]
+    if not rewards:
+        return {"algo": algo, "seed": seed, "steps": 0, "peak": None, "final": None, "collapsed": None}
+    smooth = [sum(rewards[max(0, i - 2): i + 1]) / len(rewards[max(0, i - 2): i + 1]) for i in range(len(rewards))]
+    peak, final = max(smooth), smooth[-1]
+    collapsed = peak > 0 and final < COLLAPSE_DROP * peak
+    return {"algo": algo, "seed": seed, "steps": len(rewards), "peak": peak, "final": final, "collapsed": collapsed}
+
+
+def budget(out: Path, algo: str, seeds: Sequence[int]) -> dict[str, float]:
+    """What each method actually consumed: episodes, generated tokens, seconds."""
+    rows = [r for seed in seeds for r in _records(out / f"{algo}-seed{seed}" / "metrics.jsonl") if "reward" in r]
+    return {
+        "steps": len(rows),
+        "generated_tokens": sum(r.get("generated_tokens", 0) for r in rows),
+        "trained_tokens": sum(r.get("trained_tokens", 0) for r in rows),
+        "seconds": sum(r.get("rollout_seconds", 0) + r.get("update_seconds", 0) for r in rows),
+        "context_truncations": sum(r.get("context_truncations", 0) for r in rows),
+    }
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def collect(config: ReproduceConfig) -> dict[str, Any]:
+    """Every number of the report, from the run folder's records."""
+    out, seeds = config.out, config.seeds
+    families = list(config.eval_families)
+    table: dict[str, dict[str, Any]] = {}
+    for method, mode in ROWS:
+        row = {f: cell(out, method, mode, _seeds(method, seeds), f, 0.0) for f in families}
+        accuracies = [c.accuracy for c in row.values() if c.n]
+        row_dict: dict[str, Any] = {f: c.to_dict() for f, c in row.items()}
+        row_dict["average"] = sum(accuracies) / len(accuracies) if accuracies else math.nan
+        table[f"{method}/{mode}"] = row_dict
+    gains = {f: relative_gain(_accuracy(table["matpo/matpo"][f]), _accuracy(table["grpo/single"][f]))
+             for f in families}
+    gains["average"] = relative_gain(table["matpo/matpo"]["average"], table["grpo/single"]["average"])
+    noise = {f"{m}/{mode}": {f: {f"{r:g}": cell(out, m, mode, _seeds(m, seeds), f, r).to_dict()
+                                 for r in config.noise_rates} for f in families}
+             for m, mode in ROWS}
+    pressure = {f"{m}/{mode}": {str(c): cell(out, m, mode, _seeds(m, seeds), f"ctx{c}", 0.0).to_dict()
+                                for c in config.context_sweep} for m, mode in ROWS}
+    manifest = load_manifest(out)
+    return {
+        "config": manifest,
+        "table": table,
+        "relative_gain": gains,
+        "noise": noise,
+        "pressure": pressure,
+        "curves": {algo: {key: curves(out, algo, seeds, key) for key in ("reward", "eval_accuracy")}
+                   for algo in METHODS},
+        "stability": [stability(out, algo, s) for algo in METHODS for s in seeds],
+        "budget": {algo: budget(out, algo, seeds) for algo in METHODS},
+        "timings": json.loads((out / "timings.json").read_text()) if (out / "timings.json").is_file() else {},
+    }
+
+
+def _accuracy(cell_data: dict[str, Any]) -> float:
+    value = cell_data["accuracy"]
+    return math.nan if value is None else float(value)
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a (GRPO scored 0)"
+    return f"{value:+.1%}"
+
+
+def _cell_text(data: dict[str, Any]) -> str:
+    if not data["n"]:
+        return "n/a"
+    return f"{data['accuracy']:.3f} [{data['low']:.3f}, {data['high']:.3f}] (n={data['n']})"
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        if self.note:
+            lines += [self.note, ""]
+        lines.append("| " + " | ".join(self.headers) + " |")
+        lines.append("|" + "---|" * len(self.headers))
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows)
+        note = f"<p>{html.escape(self.note)}</p>" if self.note else ""
+        return f"<h3>{html.escape(self.title)}</h3>{note}<table><tr>{head}</tr>{body}</table>"
+
+
+def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
+    families = list(config.eval_families)
+    main_rows = []
+    for method, mode in ROWS:
+        row = data["table"][f"{method}/{mode}"]
+        main_rows.append([LABELS[(method, mode)]] + [_cell_text(row[f]) for f in families] + [_number(row["average"])])
+    main_rows.append(["MATPO vs GRPO, relative"] + [_pct(data["relative_gain"][f]) for f in families]
+                     + [_pct(data["relative_gain"]["average"])])
+    seeds_note = (f"Greedy accuracy on held-out test questions at noise 0; trained methods pooled over seeds "
+                  f"{', '.join(map(str, config.seeds))}; 95% bootstrap interval over episodes.")
+    result = [Table("Accuracy per family (the paper's table, in miniature)",
+                    ["model"] + [f"{f}-like" for f in families] + ["average"], main_rows, seeds_note)]
+    noise_rows = []
+    for method, mode in ROWS:
+        for family in families:
+            cells = data["noise"][f"{method}/{mode}"][family]
+            noise_rows.append([LABELS[(method, mode)], family] + [_cell_text(cells[f"{r:g}"]) for r in config.noise_rates])
+    result.append(Table("Accuracy vs tool noise", ["model", "family"] + [f"noise {r:g}" for r in config.noise_rates],
+                        noise_rows, "Every tool call is hit by injected noise (all kinds) with this probability."))
+    pressure_rows = []
+    for method, mode in ROWS:
+        cells = data["pressure"][f"{method}/{mode}"]
+        pressure_rows.append([LABELS[(method, mode)]] + [_cell_text(cells[str(c)]) for c in config.context_sweep])
+    gap = []
+    for c in config.context_sweep:
+        m, g = data["pressure"]["matpo/matpo"][str(c)], data["pressure"]["grpo/single"][str(c)]
+        gap.append(_number(m["accuracy"] - g["accuracy"]) if m["n"] and g["n"] else "n/a")
+    pressure_rows.append(["MATPO - GRPO"] + gap)
+    trunc = []
+    for c in config.context_sweep:
+        values = [data["pressure"][k][str(c)]["truncations"] for k in ("grpo/single", "matpo/matpo")]
+        trunc.append(" / ".join(_number(v, 2) for v in values))
+    pressure_rows.append(["context truncations per episode (GRPO / MATPO)"] + trunc)
+    result.append(Table(f"Pressure: accuracy vs context budget ({families[0]}-like, noise 0)",
+                        ["model"] + [f"{c} tokens" for c in config.context_sweep], pressure_rows,
+                        "Smaller budgets push a single agent's pages out of its context; workers read in their own."))
+    stab_rows = [[s["algo"], str(s["seed"]), str(s["steps"]), _number(s["peak"]), _number(s["final"]),
+                  {True: "yes", False: "no", None: "n/a"}[s["collapsed"]]] for s in data["stability"]]
+    result.append(Table("Training stability", ["method", "seed", "steps", "peak reward", "final reward", "collapsed"],
+                        stab_rows, f"Reward smoothed over 3 steps; collapsed = final below {COLLAPSE_DROP:.0%} of peak."))
+    budget_rows = [[algo, str(b["steps"]), str(b["generated_tokens"]), str(b["trained_tokens"]),
+                    str(b["context_truncations"]), f"{b['seconds']:.0f}"] for algo, b in data["budget"].items()]
+    result.append(Table("Training budget actually used (all seeds)",
+                        ["method", "steps", "generated tokens", "trained tokens", "context truncations", "seconds"],
+                        budget_rows))
+    return result
+
+
+def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> list[Path]:
+    """Learning curves, accuracy vs noise and accuracy vs context budget; none without matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return []
+    written = []
+
+    def save(fig: Any, name: str) -> None:
+        FigureCanvasAgg(fig)
+        path = folder / name
+        fig.savefig(path, dpi=110)
+        written.append(path)
+
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    for index, key in enumerate(("reward", "eval_accuracy")):
+        ax = fig.add_subplot(1, 2, index + 1)
+        for algo in METHODS:
+            points = data["curves"][algo][key]
+            if not points:
+                continue
+            x = [p["step"] for p in points]
+            ax.plot(x, [p["mean"] for p in points], marker="o", markersize=3, color=COLORS[algo], label=algo)
+            ax.fill_between(x, [p["low"] for p in points], [p["high"] for p in points], color=COLORS[algo], alpha=0.2)
+        ax.set_xlabel("step")
+        ax.set_title(f"{'training reward' if key == 'reward' else 'held-out accuracy'} (mean, 95% CI over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    save(fig, "learning_curves.png")
+
+    families = list(config.eval_families)
+    fig = Figure(figsize=(4 * len(families), 3.6), layout="constrained")
+    for index, family in enumerate(families):
+        ax = fig.add_subplot(1, len(families), index + 1)
+        for method, mode in ROWS[2:]:
+            cells = [data["noise"][f"{method}/{mode}"][family][f"{r:g}"] for r in config.noise_rates]
+            _errorbars(ax, list(config.noise_rates), cells, COLORS[method], method)
+        ax.set_title(f"{family}-like")
+        ax.set_xlabel("tool noise rate")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    save(fig, "accuracy_vs_noise.png")
+
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for method, mode in ROWS[2:]:
+        cells = [data["pressure"][f"{method}/{mode}"][str(c)] for c in config.context_sweep]
+        _errorbars(ax, list(config.context_sweep), cells, COLORS[method], method)
+    ax.set_xlabel("context budget (tokens)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(f"accuracy vs context budget ({families[0]}-like)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save(fig, "accuracy_vs_context.png")
+    return written
+
+
+def _errorbars(ax: Any, x: list[float], cells: list[dict[str, Any]], color: str, label: str) -> None:
+    points = [(xi, c) for xi, c in zip(x, cells) if c["n"]]
+    if not points:
+        return
+    xs = [p[0] for p in points]
+    ys = [p[1]["accuracy"] for p in points]
+    low = [y - p[1]["low"] for y, p in zip(ys, points)]
+    high = [p[1]["high"] - y for y, p in zip(ys, points)]
+    ax.errorbar(xs, ys, yerr=[low, high], color=color, marker="o", capsize=3, label=label)
+    for xi, (yi, p) in zip(xs, zip(ys, points)):
+        ax.annotate(f"n={p[1]['n']}", (xi, yi), textcoords="offset points", xytext=(0, 6), ha="center",
+                    fontsize=7, color=color)
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
+    c = data["config"]
+    timings = data["timings"]
+    minutes = sum(timings.values()) / 60 if timings else math.nan
+    return [
+        "# MATPO vs single-agent GRPO on the offline world",
+        "",
+        f"Preset `{config.preset}`: one SFT warm start ({c['sft_steps']} steps on scripted demonstrations), then "
+        f"GRPO (single agent) and MATPO (planner + worker, the same weights) for {c['rl_steps']} steps each "
+        f"from it, with {c['questions_per_step']} questions x G = {c['group_size']} rollouts per step, "
+        f"{c['max_new_tokens']} tokens per turn, {c['turns']} turns per role, seeds {c['seeds']}. "
+        f"Trained on the `{c['train_family']}` family's train split; evaluated greedily on "
+        f"{c['eval_questions']} held-out test questions per family and seed.",
+        "",
+        f"Pressure knobs: {c['filler_paragraphs']} filler paragraphs per page, browse window "
+        f"{c['browse_max_chars']} characters, context {c['context_tokens']} tokens per call, worker summary "
+        f"at most {c['summary_chars']} characters. Model: tiny Llama, hidden {c['hidden_size']}, "
+        f"{c['num_layers']} layers, vocabulary {c['vocab_size']}.",
+        "",
+        f"Wall time of the stages: {_number(minutes, 1)} minutes. Rerun with "
+        f"`matpo-bench reproduce --preset {config.preset}`.",
+        "",
+    ]
+
+
+HTML_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+              "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;"
+              "font-size:.9em}th{background:#f3f3f3}img{max-width:100%}")
+
+
+def build_report(config: ReproduceConfig) -> Path:
+    """Write ``reproduce.md``, ``index.html``, ``report.json`` and the plots to ``config.report``."""
+    folder = config.report
+    folder.mkdir(parents=True, exist_ok=True)
+    data = collect(config)
+    (folder / "report.json").write_text(json.dumps(_json_ready(data), indent=1) + "\n", encoding="utf-8")
+    rendered = tables(data, config)
+    images = plots(data, config, folder)
+    header = _header(config, data)
+    markdown = header + [t.markdown() for t in rendered] + [f"![{p.stem}]({p.name})\n" for p in images]
+    path = folder / "reproduce.md"
+    path.write_text("\n".join(markdown), encoding="utf-8")
+    embedded = "".join(
+        f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        for p in images
+    )
+    paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in header[2:] if line)
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'\">"
+        f"<title>matpo-gym reproduce</title><style>{HTML_STYLE}</style></head><body>"
+        f"<h1>{html.escape(header[0].lstrip('# '))}</h1>{paragraphs}"
+        + "".join(t.html() for t in rendered) + embedded + "</body></html>\n"
+    )
+    (folder / "index.html").write_text(page, encoding="utf-8")
+    return path
