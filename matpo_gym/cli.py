@@ -13,6 +13,7 @@ from matpo_gym.bench.leaderboard import (
     leaderboard_build,
     leaderboard_verify,
 )
+from matpo_gym.bench.reproduce import ReproduceConfig, reproduce
 from matpo_gym.bench.run import RunConfig, run
 from matpo_gym.catalogue import CatalogueError
 from matpo_gym.config import ConfigError
@@ -29,6 +30,7 @@ COMMANDS = {
     "leaderboard-verify": LeaderboardVerifyConfig,
     "serve": ServeConfig,
     "train": TrainConfig,
+    "reproduce": ReproduceConfig,
 }
 
 USER_ERRORS = (
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             return leaderboard_verify(command)
         elif isinstance(command, ServeConfig):
             serve(command)
+        elif isinstance(command, ReproduceConfig):
+            reproduce(command)
         elif isinstance(command, TrainConfig):
             from matpo_gym.trainers import main as train
 

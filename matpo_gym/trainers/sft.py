@@ -2,15 +2,19 @@
 
 A randomly initialised model never writes a well-formed tool call, so RL has no signal to start
 from. Demonstrations come from :class:`~matpo_gym.policies.scripted.SearchReadPolicy` on the
-train split; only episodes it answered correctly are kept (rejection sampling). Each turn is one
-sequence: the prompt as the env showed it (chat template) and the completion plus end-of-turn,
-with the loss on the completion only.
+train split; only episodes it answered correctly are kept (rejection sampling). A trajectory is
+one sequence when each turn's prompt (chat template) extends the previous prompt and completion,
+which holds unless the context was cut; otherwise it splits where the prefix breaks. The loss is
+on the generated tokens (completion plus end-of-turn) only, and the LM head runs on those
+positions alone: a multi-turn demonstration costs one forward pass, not one per turn.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,7 +24,6 @@ from matpo_gym.envs.gym_env import MatpoEnv
 from matpo_gym.policies.hf import resolve_device
 from matpo_gym.policies.scripted import SearchReadPolicy
 from matpo_gym.rollout import EpisodeRequest, rollout
-from matpo_gym.trainers.batch import Sample, collate, token_logprobs
 from matpo_gym.trainers.config import TrainConfig
 from matpo_gym.trainers.recipe import env_spec_for
 from matpo_gym.trainers.state import (
@@ -37,6 +40,68 @@ def chat_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
     if isinstance(ids, dict) or hasattr(ids, "input_ids"):
         ids = ids["input_ids"]
     return list(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Demonstration:
+    """A token sequence and which of its tokens the model must learn to generate."""
+
+    ids: list[int]
+    generated: list[bool]
+    role: str
+
+    @property
+    def targets(self) -> int:
+        return sum(self.generated)
+
+
+def merge_turns(turns: Sequence[tuple[list[int], list[int]]], role: str) -> list[Demonstration]:
+    """One sequence per run of turns whose prompt extends everything before it.
+
+    >>> [d.ids for d in merge_turns([([1, 2], [3]), ([1, 2, 3, 4], [5]), ([9], [8])], "single")]
+    [[1, 2, 3, 4, 5], [9, 8]]
+    """
+    merged: list[Demonstration] = []
+    ids: list[int] = []
+    generated: list[bool] = []
+    for prompt, completion in turns:
+        if ids and prompt[: len(ids)] == ids:
+            new = prompt[len(ids):]
+        else:
+            if ids:
+                merged.append(Demonstration(ids, generated, role))
+            ids, generated, new = [], [], prompt
+        ids = ids + new + completion
+        generated = generated + [False] * len(new) + [True] * len(completion)
+    if ids:
+        merged.append(Demonstration(ids, generated, role))
+    return merged
+
+
+def collate_demonstrations(demos: Sequence[Demonstration], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Right-padded ``input_ids``, ``attention_mask`` and the loss mask of shifted targets [B, T-1]."""
+    width = max(len(d.ids) for d in demos)
+    input_ids = torch.full((len(demos), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(demos), width), dtype=torch.long)
+    mask = torch.zeros((len(demos), width - 1), dtype=torch.bool)
+    for row, demo in enumerate(demos):
+        input_ids[row, : len(demo.ids)] = torch.tensor(demo.ids)
+        attention[row, : len(demo.ids)] = 1
+        mask[row, : len(demo.ids) - 1] = torch.tensor(demo.generated[1:], dtype=torch.bool)
+    return input_ids, attention, mask
+
+
+def target_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+    """log p of each masked target token [N], with the LM head applied to those positions only."""
+    decoder, head = getattr(model, "get_decoder", None), getattr(model, "get_output_embeddings", None)
+    targets = input_ids[:, 1:][mask]
+    if decoder is not None and head is not None and head() is not None:
+        hidden = decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
+        logits = head()(hidden[mask])
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask]
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 class SFTTrainer:
@@ -63,11 +128,11 @@ class SFTTrainer:
             self.start_step = int(Checkpoints.restore(resume, self.optimizer)["step"])
             self.metrics.truncate_after(self.start_step)
 
-    def demonstrations(self) -> list[Sample]:
-        """Turns of correctly answered scripted episodes, tokenised with the model's template."""
+    def demonstrations(self) -> list[Demonstration]:
+        """Trajectories of correctly answered scripted episodes, tokenised with the model's template."""
         cfg = self.config
         modes = ["matpo", "single"] if cfg.sft_mode == "both" else [cfg.sft_mode]
-        samples: list[Sample] = []
+        samples: list[Demonstration] = []
         eos = self.tokenizer.eos_token_id
         policy = SearchReadPolicy()
         for mode in modes:
@@ -81,12 +146,14 @@ class SFTTrainer:
                 if result.score < 1.0:
                     continue
                 for trajectory in result.trajectories:
+                    turns = []
                     for turn in trajectory.turns:
                         prompt = chat_ids(self.tokenizer, [m.to_dict() for m in turn.prompt])
                         completion = self.tokenizer.encode(turn.completion, add_special_tokens=False)
                         if eos is not None:
                             completion.append(eos)
-                        samples.append(Sample(prompt, completion, [0.0] * len(completion), 1.0, trajectory.role.value))
+                        turns.append((prompt, completion))
+                    samples += merge_turns(turns, trajectory.role.value)
         return samples
 
     def train(self) -> dict[str, float]:
@@ -94,7 +161,7 @@ class SFTTrainer:
         rng = random.Random(cfg.seed)
         order: list[int] = []
 
-        def next_batch() -> list[Sample]:
+        def next_batch() -> list[Demonstration]:
             """The next batch of an endless sequence of shuffled passes over the samples."""
             while len(order) < cfg.sft_batch_size:
                 order.extend(rng.sample(range(len(self.samples)), len(self.samples)))
@@ -111,17 +178,16 @@ class SFTTrainer:
             chunk = next_batch()
             started = time.perf_counter()
             self.model.train()
-            batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)
-            logprobs = token_logprobs(self.model, batch.input_ids, batch.attention_mask)
-            mask = batch.loss_mask
-            loss = -(logprobs * mask).sum() / mask.sum().clamp(min=1)
+            input_ids, attention, mask = (t.to(self.device) for t in
+                                          collate_demonstrations(chunk, self.tokenizer.pad_token_id))
+            logprobs = target_logprobs(self.model, input_ids, attention, mask)
+            loss = -logprobs.mean()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
             with torch.no_grad():
-                predicted = (logprobs.exp() > 0.5).float()
-                accuracy = float((predicted * mask).sum() / mask.sum().clamp(min=1))
+                accuracy = float((logprobs.exp() > 0.5).float().mean())
             row = {"step": step + 1, "loss": loss.item(), "token_accuracy": accuracy,
                    "tokens": int(mask.sum()), "seconds": time.perf_counter() - started}
             self.metrics.write(row)

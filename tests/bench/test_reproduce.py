@@ -1,0 +1,127 @@
+"""``matpo-bench reproduce`` end to end at smoke scale: every stage runs, the report is complete,
+its numbers come from the run's own records, held-out questions are never trained on, and a
+rerun resumes instead of retraining."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from matpo_gym.bench.reproduce import ReproduceConfig, reproduce  # noqa: E402
+from matpo_gym.bench.reproduce_report import ROWS  # noqa: E402
+from matpo_gym.config import ConfigError  # noqa: E402
+from matpo_gym.envs.gym_env import MatpoEnv  # noqa: E402
+from matpo_gym.envs.spec import load_env_spec  # noqa: E402
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReproduceConfig, Path]:
+    root = tmp_path_factory.mktemp("reproduce")
+    config = ReproduceConfig(preset="smoke", out=root / "out", report=root / "report", device="cpu", quiet=True)
+    report = reproduce(config)
+    return config.resolved(), report
+
+
+def test_report_is_complete(repro):
+    config, report = repro
+    text = report.read_text()
+    for heading in ("Accuracy per family", "Accuracy vs tool noise", "Pressure: accuracy vs context budget",
+                    "Training stability", "Training budget"):
+        assert heading in text
+    for family in config.eval_families:
+        assert f"{family}-like" in text
+    assert "n=" in text and "[" in text  # every accuracy carries n and an interval
+    page = (config.report / "index.html").read_text()
+    assert "<table>" in page and "default-src 'none'" in page
+    pytest.importorskip("matplotlib")
+    for name in ("learning_curves.png", "accuracy_vs_noise.png", "accuracy_vs_context.png"):
+        assert (config.report / name).stat().st_size > 1000
+        assert f"]({name})" in text
+
+
+def test_numbers_come_from_the_records(repro):
+    config, _ = repro
+    data = json.loads((config.report / "report.json").read_text())
+    for method, mode in ROWS:
+        seeds = (0,) if method == "sft" else config.seeds
+        for family in config.eval_families:
+            for rate in config.noise_rates:
+                scores = [r["score"] for s in seeds for r in records(
+                    config.out / "eval" / f"{method}-{mode}-seed{s}" / f"{family}-noise{rate:g}" / f"{mode}.jsonl")]
+                assert len(scores) == config.eval_questions * len(seeds)
+                cell = data["noise"][f"{method}/{mode}"][family][f"{rate:g}"]
+                assert cell["n"] == len(scores)
+                assert math.isclose(cell["accuracy"], sum(scores) / len(scores))
+                assert cell["low"] <= cell["accuracy"] <= cell["high"]
+            assert data["table"][f"{method}/{mode}"][family] == data["noise"][f"{method}/{mode}"][family]["0"]
+    for algo in ("grpo", "matpo"):
+        rewards = {s: [r["reward"] for r in records(config.out / f"{algo}-seed{s}" / "metrics.jsonl") if "reward" in r]
+                   for s in config.seeds}
+        assert all(len(v) == config.rl_steps for v in rewards.values())
+        curve = data["curves"][algo]["reward"]
+        assert [p["step"] for p in curve] == list(range(1, config.rl_steps + 1))
+        assert math.isclose(curve[0]["mean"], sum(v[0] for v in rewards.values()) / len(rewards))
+        held_out = data["curves"][algo]["eval_accuracy"]
+        assert held_out[0]["step"] == 0 and held_out[0]["n"] == len(config.seeds)  # before any update
+    assert len(data["stability"]) == 2 * len(config.seeds)
+
+
+def test_both_methods_get_the_same_budget(repro):
+    config, _ = repro
+    data = json.loads((config.report / "report.json").read_text())
+    assert data["budget"]["grpo"]["steps"] == data["budget"]["matpo"]["steps"] == config.rl_steps * len(config.seeds)
+    for seed in config.seeds:
+        episodes = {
+            algo: [r["step"] for r in records(config.out / f"{algo}-seed{seed}" / "metrics.jsonl") if "reward" in r]
+            for algo in ("grpo", "matpo")
+        }
+        assert episodes["grpo"] == episodes["matpo"]
+
+
+def test_evaluation_questions_are_never_trained_on(repro):
+    config, _ = repro
+    train = load_env_spec(str(config.out / "envs" / f"repro-{config.train_family}-train-ctx{config.context_tokens}.toml"))
+    trained = {t.question for t in MatpoEnv(train, mode="single", split="train").tasks}
+    evaluated = {r["question"] for path in (config.out / "eval").rglob("*.jsonl") for r in records(path)}
+    assert evaluated and not evaluated & trained
+
+
+def test_rerun_resumes_and_a_changed_config_is_refused(repro):
+    config, report = repro
+    checkpoint = config.out / "matpo-seed0" / "checkpoints" / f"step-{config.rl_steps}"
+    before = checkpoint.stat().st_mtime_ns
+    def figures() -> dict:
+        data = json.loads((config.report / "report.json").read_text())
+        data.pop("timings")  # wall time of the stages grows with each (resumed) invocation
+        return data
+
+    before_figures = figures()
+    reproduce(ReproduceConfig(preset="smoke", out=config.out, report=config.report, device="cpu", quiet=True))
+    assert checkpoint.stat().st_mtime_ns == before
+    assert figures() == before_figures
+    with pytest.raises(ConfigError, match="different settings"):
+        reproduce(ReproduceConfig(preset="smoke", out=config.out, report=config.report, rl_steps=3, quiet=True))
+
+
+def test_report_only_rebuilds_from_the_saved_settings(repro, tmp_path):
+    config, _ = repro
+    path = reproduce(ReproduceConfig(preset="cpu", out=config.out, report=tmp_path, report_only=True))
+    assert "Preset `smoke`" in path.read_text()
+
+
+def test_bad_settings_are_refused_with_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="group_size"):
+        ReproduceConfig(preset="smoke", group_size=1).resolved()
+    with pytest.raises(ConfigError, match="noise rate"):
+        ReproduceConfig(preset="smoke", noise_rates=(0.0, 1.5)).resolved()
+    with pytest.raises(FileNotFoundError, match="matpo-bench reproduce"):
+        reproduce(ReproduceConfig(out=tmp_path / "none", report=tmp_path / "r", report_only=True))
