@@ -74,17 +74,51 @@ class Trajectory:
         }
 
 
+TOOL_COUNTERS: tuple[str, ...] = ("calls", "errors", "timeouts", "noise", "blocked")
+"""What :attr:`EpisodeStats.per_tool` counts for every tool."""
+UNKNOWN_TOOL = "<unknown>"
+"""The :attr:`EpisodeStats.per_tool` key of calls to tools the caller does not have."""
+
+
+def _per_role() -> dict[str, int]:
+    return {role.value: 0 for role in Role}
+
+
 @dataclass(slots=True)
 class EpisodeStats:
     """Counters an episode keeps so that nothing fails or gets cut silently."""
 
     tool_calls: int = 0
+    """Calls of search/browse (and unknown tools); worker calls are ``workers_spawned``."""
     tool_errors: int = 0
+    """Failed tool calls, worker calls with bad arguments included."""
     tool_timeouts: int = 0
     invalid_actions: int = 0
     context_truncations: int = 0
+    """Prompts cut to fit a per-call budget (the middle dropped), all roles."""
     workers_spawned: int = 0
     noise_events: list[dict[str, Any]] = field(default_factory=list)
+    per_tool: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per tool name (``worker``, ``search``, ``browse``; ``<unknown>`` for tools the caller does
+    not have): ``calls``, ``errors`` (timeouts included), ``timeouts``, ``noise`` (injected noise
+    events) and ``blocked`` (results or URLs removed by the leakage guard)."""
+    truncations: dict[str, int] = field(default_factory=_per_role)
+    """Per role (``planner``, ``worker``, ``single``): prompts cut to fit plus context-limit
+    stops, so the values sum to ``context_truncations + context_limit_stops``."""
+    context_limit_stops: int = 0
+    """Times a context limit ended a role's turns: a worker over its per-call or total budget
+    asked for its summary or stopped, a planner or single agent over its total budget stopped."""
+
+    def count_tool(
+        self, name: str, *, ok: bool, timeout: bool, noise: int = 0, blocked: int = 0
+    ) -> None:
+        """Add one call of tool ``name`` to :attr:`per_tool`."""
+        counts = self.per_tool.setdefault(name, dict.fromkeys(TOOL_COUNTERS, 0))
+        counts["calls"] += 1
+        counts["errors"] += not ok
+        counts["timeouts"] += timeout
+        counts["noise"] += noise
+        counts["blocked"] += blocked
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

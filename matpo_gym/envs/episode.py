@@ -5,25 +5,40 @@ rollout and the trainers all drive the same code. In MATPO mode the planner's on
 ``worker``: calling it pushes a worker with a fresh context (its system prompt and one message
 that recaps the question and states the subtask). The worker searches and browses until it
 answers with a summary, which, thinking removed and cut to size, returns to the planner as the
-worker tool's result. A worker that runs out of turns or context is asked for that summary once;
-workers cannot spawn workers. In single mode the agent calls the tools itself.
+worker tool's result. A worker that runs out of turns or context is asked for that summary once
+(``limits.forced_summary``; when that is off it is stopped, and the planner reads a note and the
+worker's last message instead); workers cannot spawn workers. In single mode the agent calls the
+tools itself.
 
-Stop reasons: ``error`` (the episode was aborted, see :meth:`Episode.abort`), ``answer`` (the planner or single agent answered: terminated) and ``turn_limit``
-(truncated). A worker's trajectory ends with ``answer``, or ``no_summary`` when it ignored the
-request for one.
+Context limits are per role: a per-call prompt budget (beyond it the middle of the conversation is
+dropped; a worker is also asked for its summary) and an optional cap on the role's whole
+conversation (a worker is asked for its summary or stopped; a planner or single agent is stopped).
+They are applied after every action, to whichever role acts next.
+
+Stop reasons: ``error`` (the episode was aborted, see :meth:`Episode.abort`), ``answer`` (the
+planner or single agent answered: terminated), ``turn_limit`` and ``context_limit`` (truncated).
+A worker's trajectory ends with ``answer``, ``no_summary`` when it ignored the request for one, or
+``turn_limit`` / ``context_limit`` when it was stopped without being asked.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from matpo_gym.core.actions import Answer, ParseError, ToolCall, parse_action, strip_thinking
 from matpo_gym.core.messages import Message, Prompt, Role
-from matpo_gym.core.trajectory import EpisodeResult, EpisodeStats, Trajectory, Turn
+from matpo_gym.core.trajectory import UNKNOWN_TOOL, EpisodeResult, EpisodeStats, Trajectory, Turn
 from matpo_gym.data.tasks import Task
-from matpo_gym.envs.context import TokenCounter, approx_tokens, fit_context
+from matpo_gym.envs.context import (
+    MESSAGE_OVERHEAD,
+    Fitted,
+    TokenCounter,
+    approx_tokens,
+    fit_context,
+)
 from matpo_gym.envs.prompts import WORKER_TOOL, PromptSet, question_message
 from matpo_gym.envs.spec import LimitsSpec, Mode
 from matpo_gym.scoring.scorers import Scorer
@@ -35,7 +50,13 @@ SUMMARY_REQUEST = (
     "their sources, and what you could not find."
 )
 NO_SUMMARY = "The worker stopped without a summary; its subtask is unresolved."
+STOPPED = (
+    "The worker was stopped at its {limit} before writing a summary; its subtask may be unresolved."
+)
+"""What the planner reads of a worker stopped without a summary (``forced_summary`` off), followed
+by the worker's last message, when it wrote one, cut to the summary size."""
 SUMMARY_CUT = " [...summary cut]"
+_ANSWER_TAGS = re.compile(r"</?answer>")
 
 
 @dataclass(slots=True)
@@ -54,8 +75,15 @@ class _Agent:
     trajectory: Trajectory
     tools: Mapping[str, Tool]
     max_turns: int
+    context_tokens: int
+    """Per-call prompt budget of this role."""
+    total_tokens: int | None
+    """Cap on this role's whole conversation; None: no cap."""
     turns: int = 0
     summary_requested: bool = False
+    counted_messages: int = 0
+    conversation_tokens: int = 0
+    """Tokens of the first ``counted_messages`` messages (kept up to date lazily)."""
 
 
 @dataclass(slots=True)
@@ -114,8 +142,10 @@ class Episode:
             Message("system", prompts.system(root_role, specs, max_turns)),
             Message("user", f"Question: {self._question_text}"),
         ]
-        self._stack: list[_Agent] = [_Agent(root, root_tools, max_turns)]
+        self._stack: list[_Agent] = [self._agent(root, root_tools, max_turns)]
         self._prompt_cache: tuple[tuple[str, int], Prompt] | None = None
+        self._fit_cache: tuple[tuple[str, int], Fitted] | None = None
+        self._enforce_context_limits(StepOutcome())
 
     # -- what the model sees -------------------------------------------------------------------
 
@@ -129,7 +159,7 @@ class Episode:
         return self._stack[-1].trajectory
 
     def prompt(self) -> Prompt:
-        """The acting role's messages, fitted to the context budget.
+        """The acting role's messages, fitted to its per-call context budget.
 
         Cached until the conversation changes, so asking twice counts one truncation.
         """
@@ -137,16 +167,22 @@ class Episode:
         key = (agent.trajectory.id, len(agent.trajectory.messages))
         if self._prompt_cache is not None and self._prompt_cache[0] == key:
             return self._prompt_cache[1]
-        fitted = fit_context(agent.trajectory.messages, self.limits.context_tokens, self.count_tokens)
+        fitted = self._fit(agent)
         if fitted.truncated:
             self.stats.context_truncations += 1
-            if agent.trajectory.role is Role.WORKER and not agent.summary_requested:
-                self._request_summary(agent)
-                fitted = fit_context(agent.trajectory.messages, self.limits.context_tokens, self.count_tokens)
+            self.stats.truncations[agent.trajectory.role.value] += 1
         names = (WORKER_TOOL.name,) if agent.trajectory.role is Role.PLANNER else tuple(agent.tools)
         prompt = Prompt(agent.trajectory.role, fitted.messages, agent.trajectory.id, names)
-        self._prompt_cache = ((agent.trajectory.id, len(agent.trajectory.messages)), prompt)
+        self._prompt_cache = (key, prompt)
         return prompt
+
+    def _fit(self, agent: _Agent) -> Fitted:
+        """The agent's conversation fitted to its budget (cached like :meth:`prompt`, uncounted)."""
+        key = (agent.trajectory.id, len(agent.trajectory.messages))
+        if self._fit_cache is None or self._fit_cache[0] != key:
+            fitted = fit_context(agent.trajectory.messages, agent.context_tokens, self.count_tokens)
+            self._fit_cache = (key, fitted)
+        return self._fit_cache[1]
 
     # -- what an action does -------------------------------------------------------------------
 
@@ -160,27 +196,40 @@ class Episode:
         kind = {ToolCall: "tool_call", Answer: "answer", ParseError: "invalid"}[type(action)]
         tokens = tokens or TokenRecord()
         agent.trajectory.turns.append(
-            Turn(prompt.messages, text, kind, tokens.prompt_ids, tokens.completion_ids, tokens.completion_logprobs)
+            Turn(
+                prompt.messages,
+                text,
+                kind,
+                tokens.prompt_ids,
+                tokens.completion_ids,
+                tokens.completion_logprobs,
+            )
         )
         agent.trajectory.messages.append(Message("assistant", text))
         agent.turns += 1
         outcome = StepOutcome()
 
+        self._apply(agent, action, outcome)
+        self._enforce_context_limits(outcome)
+        return outcome
+
+    def _apply(
+        self, agent: _Agent, action: ToolCall | Answer | ParseError, outcome: StepOutcome
+    ) -> None:
         if isinstance(action, Answer):
             self._finish_agent(agent, action.text, "answer", outcome)
-            return outcome
+            return
         if agent.summary_requested:
             self._finish_agent(agent, None, "no_summary", outcome)
-            return outcome
+            return
         if isinstance(action, ParseError):
             self.stats.invalid_actions += 1
             agent.trajectory.messages.append(Message("user", action.message))
         else:
             outcome.tool_result = self._call_tool(agent, action)
             if self._stack[-1] is not agent:  # a worker was spawned; limits apply when it returns
-                return outcome
+                return
         self._check_turn_limit(agent, outcome)
-        return outcome
 
     def abort(self, reason: str) -> None:
         """End the episode without an answer (e.g. the policy or a tool broke); it scores 0."""
@@ -192,10 +241,41 @@ class Episode:
     def _check_turn_limit(self, agent: _Agent, outcome: StepOutcome) -> None:
         if agent.turns < agent.max_turns:
             return
-        if agent.trajectory.role is Role.WORKER:
+        if agent.trajectory.role is Role.WORKER and self.limits.forced_summary:
             self._request_summary(agent)
         else:
             self._finish_agent(agent, None, "turn_limit", outcome)
+
+    def _enforce_context_limits(self, outcome: StepOutcome) -> None:
+        """Apply the acting role's context limits; a stopped worker hands the turn to its planner,
+        whose limits are then checked in turn."""
+        while not self.done:
+            agent = self._stack[-1]
+            if not self._over_context_limit(agent):
+                return
+            self.stats.context_limit_stops += 1
+            self.stats.truncations[agent.trajectory.role.value] += 1
+            if agent.trajectory.role is Role.WORKER and self.limits.forced_summary:
+                self._request_summary(agent)
+                return
+            self._finish_agent(agent, None, "context_limit", outcome)
+
+    def _over_context_limit(self, agent: _Agent) -> bool:
+        """Over the total budget, or, for a worker, over its per-call budget; a worker already
+        asked for its summary is let write it."""
+        if agent.summary_requested:
+            return False
+        if agent.total_tokens is not None and self._conversation_tokens(agent) > agent.total_tokens:
+            return True
+        return agent.trajectory.role is Role.WORKER and self._fit(agent).truncated
+
+    def _conversation_tokens(self, agent: _Agent) -> int:
+        """Tokens of the agent's whole, untruncated conversation, counted as fit_context does."""
+        messages = agent.trajectory.messages
+        for message in messages[agent.counted_messages :]:
+            agent.conversation_tokens += self.count_tokens(message.content) + MESSAGE_OVERHEAD
+        agent.counted_messages = len(messages)
+        return agent.conversation_tokens
 
     def _call_tool(self, agent: _Agent, call: ToolCall) -> ToolResult:
         role = agent.trajectory.role
@@ -203,6 +283,7 @@ class Episode:
             return self._spawn_worker(agent, call)
         self.stats.tool_calls += 1
         tool = agent.tools.get(call.name)
+        blocked = 0
         if tool is None:
             available = [WORKER_TOOL.name] if role is Role.PLANNER else list(agent.tools)
             result = unknown_tool(call.name, call.arguments, available)
@@ -214,38 +295,53 @@ class Episode:
                 self.stats.noise_events += [
                     {**event, "trajectory_id": agent.trajectory.id} for event in result.noise
                 ]
+            blocked = _pop_blocked(tool)
         if not result.ok:
             self.stats.tool_errors += 1
             self.stats.tool_timeouts += result.error == "timeout"
+        self.stats.count_tool(
+            call.name if tool is not None else UNKNOWN_TOOL,
+            ok=result.ok,
+            timeout=result.error == "timeout",
+            noise=len(result.noise),
+            blocked=blocked,
+        )
         agent.trajectory.messages.append(Message("tool", result.text, name=call.name))
         return result
 
     def _spawn_worker(self, planner: _Agent, call: ToolCall) -> ToolResult:
         problem = validate_arguments(WORKER_TOOL, call.arguments)
+        self.stats.count_tool(WORKER_TOOL.name, ok=problem is None, timeout=False)
         if problem is not None:
             self.stats.tool_errors += 1
             planner.trajectory.messages.append(Message("tool", problem, name=WORKER_TOOL.name))
-            return ToolResult(WORKER_TOOL.name, call.arguments, problem, ok=False, error="bad_arguments")
+            return ToolResult(
+                WORKER_TOOL.name, call.arguments, problem, ok=False, error="bad_arguments"
+            )
         self.stats.workers_spawned += 1
         worker = self._new_trajectory(Role.WORKER, parent=planner.trajectory.id)
         specs = [t.spec for t in self.tools.values()]
         worker.messages += [
             Message("system", self.prompts.system(Role.WORKER, specs, self.limits.worker_turns)),
-            Message("user", self.prompts.worker_message(self._question_text, call.arguments["subtask"])),
+            Message(
+                "user", self.prompts.worker_message(self._question_text, call.arguments["subtask"])
+            ),
         ]
-        self._stack.append(_Agent(worker, self.tools, self.limits.worker_turns))
+        self._stack.append(self._agent(worker, self.tools, self.limits.worker_turns))
         return ToolResult(WORKER_TOOL.name, call.arguments, "(worker started)")
 
     def _request_summary(self, agent: _Agent) -> None:
         agent.summary_requested = True
         agent.trajectory.messages.append(Message("user", SUMMARY_REQUEST))
 
-    def _finish_agent(self, agent: _Agent, final: str | None, reason: str, outcome: StepOutcome) -> None:
+    def _finish_agent(
+        self, agent: _Agent, final: str | None, reason: str, outcome: StepOutcome
+    ) -> None:
         trajectory = agent.trajectory
         trajectory.final, trajectory.stop_reason = final, reason
         self._stack.pop()
         if trajectory.role is Role.WORKER:
-            summary = self._summarise(final)
+            summary = self._summarise(trajectory, final, reason)
             parent = self._stack[-1]
             parent.trajectory.messages.append(Message("tool", summary, name=WORKER_TOOL.name))
             outcome.events.append(f"worker {trajectory.id} returned ({reason})")
@@ -256,15 +352,44 @@ class Episode:
         outcome.terminated = reason == "answer"
         outcome.truncated = not outcome.terminated
 
-    def _summarise(self, final: str | None) -> str:
-        """The worker's summary as the planner will read it."""
-        if final is None:
+    def _summarise(self, trajectory: Trajectory, final: str | None, reason: str) -> str:
+        """The worker's summary as the planner will read it.
+
+        With ``strip_thinking`` off, the summary is the worker's final message as written
+        (thinking kept, answer tags removed), since its answer alone has no thinking in it. A
+        worker stopped without being asked for a summary (``forced_summary`` off) is reported by
+        :data:`STOPPED` and its last message.
+        """
+        if final is not None:
+            if not self.prompts.strip_thinking:
+                final = _ANSWER_TAGS.sub("", trajectory.messages[-1].content)
+            return self._cut_summary(self._clean(final) or NO_SUMMARY)
+        if reason not in ("turn_limit", "context_limit"):
             return NO_SUMMARY
-        summary = strip_thinking(final).strip() or NO_SUMMARY
+        note = STOPPED.format(limit=reason.replace("_", " "))
+        last = next((m.content for m in reversed(trajectory.messages) if m.role == "assistant"), "")
+        text = self._cut_summary(self._clean(last))
+        return f"{note} Its last message:\n{text}" if text else note
+
+    def _clean(self, text: str) -> str:
+        return (strip_thinking(text) if self.prompts.strip_thinking else text).strip()
+
+    def _cut_summary(self, text: str) -> str:
+        """``text`` cut to ``limits.summary_chars`` (0 or less: no limit)."""
         limit = self.limits.summary_chars
-        if len(summary) > limit:
-            summary = summary[: max(0, limit - len(SUMMARY_CUT))] + SUMMARY_CUT
-        return summary
+        if 0 < limit < len(text):
+            text = text[: max(0, limit - len(SUMMARY_CUT))] + SUMMARY_CUT
+        return text
+
+    def _agent(self, trajectory: Trajectory, tools: Mapping[str, Tool], max_turns: int) -> _Agent:
+        role = trajectory.role.value
+        return _Agent(
+            trajectory,
+            tools,
+            max_turns,
+            context_tokens=self.limits.context_budget(role),
+            total_tokens=self.limits.total_budget(role),
+        )
 
     def _new_trajectory(self, role: Role, parent: str | None) -> Trajectory:
         trajectory = Trajectory(
@@ -301,3 +426,12 @@ class Episode:
             error=self.error,
         )
 
+
+def _pop_blocked(tool: object) -> int:
+    """What the leakage guard somewhere in ``tool``'s wrapper chain blocked in the last call."""
+    while tool is not None:
+        pop = getattr(tool, "pop_blocked", None)
+        if pop is not None:
+            return int(pop())
+        tool = getattr(tool, "tool", None)
+    return 0

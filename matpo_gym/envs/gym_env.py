@@ -78,7 +78,9 @@ class MatpoEnv(gym.Env[Observation, str]):
         source = load_source(self.spec_config, split=split)
         self.tasks: tuple[Task, ...] = tuple(tasks) if tasks is not None else source.tasks
         if not self.tasks:
-            raise ValueError(f"Env {self.spec_config.name!r} has no tasks for this split/difficulty.")
+            raise ValueError(
+                f"Env {self.spec_config.name!r} has no tasks for this split/difficulty."
+            )
         self.site = source.site
         self.noise = noise or NoiseConfig()
         self.tools = build_tools(self.spec_config.tools, self.site, self.noise)
@@ -93,7 +95,9 @@ class MatpoEnv(gym.Env[Observation, str]):
 
     # -- Gymnasium API -------------------------------------------------------------------------
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Observation, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, dict[str, Any]]:
         """Start an episode.
 
         ``options`` may pick the task: ``{"task": Task}``, ``{"task_id": str}`` or
@@ -131,7 +135,7 @@ class MatpoEnv(gym.Env[Observation, str]):
         * ``observation``: the next prompt (for whichever role acts next);
         * ``reward``: 0 until the episode ends, then the episode reward (score and format term);
         * ``terminated``: the planner (or single agent) gave a final answer;
-        * ``truncated``: the episode hit its turn limit without an answer;
+        * ``truncated``: the episode hit its turn or context limit without an answer;
         * ``info``: the acting role, the tool result of this step, and at the end ``result``
           (an :class:`~matpo_gym.core.trajectory.EpisodeResult` with every trajectory).
 
@@ -163,7 +167,8 @@ class MatpoEnv(gym.Env[Observation, str]):
             return None
         lines = []
         for message in self.episode.acting.messages:
-            lines.append(f"[{message.role}{':' + message.name if message.name else ''}] {message.content}")
+            speaker = f"{message.role}:{message.name}" if message.name else message.role
+            lines.append(f"[{speaker}] {message.content}")
         return "\n".join(lines)
 
     # -- helpers -------------------------------------------------------------------------------

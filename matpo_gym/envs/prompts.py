@@ -25,7 +25,9 @@ WORKER_TOOL = ToolSpec(
     ),
     parameters={
         "type": "object",
-        "properties": {"subtask": {"type": "string", "description": "What the worker must find out."}},
+        "properties": {
+            "subtask": {"type": "string", "description": "What the worker must find out."}
+        },
         "required": ["subtask"],
         "additionalProperties": False,
     },
@@ -41,6 +43,7 @@ class PromptSet:
     single: str
     worker_task: str
     query_recap: bool = True
+    strip_thinking: bool = True
 
     @classmethod
     def from_spec(cls, spec: EnvSpec) -> PromptSet:
@@ -50,10 +53,12 @@ class PromptSet:
             single=spec.prompt_text("single"),
             worker_task=spec.prompt_text("worker_task"),
             query_recap=spec.prompts.query_recap,
+            strip_thinking=spec.prompts.strip_thinking,
         )
 
     def system(self, role: Role, tools: Sequence[ToolSpec], max_turns: int) -> str:
-        template = {Role.PLANNER: self.planner, Role.WORKER: self.worker, Role.SINGLE: self.single}[role]
+        templates = {Role.PLANNER: self.planner, Role.WORKER: self.worker, Role.SINGLE: self.single}
+        template = templates[role]
         return Template(template).safe_substitute(
             tools="\n".join(t.render() for t in tools),
             tool_names=", ".join(t.name for t in tools),
@@ -64,7 +69,8 @@ class PromptSet:
         """The worker's first user message; recaps the original question when enabled."""
         if not self.query_recap:
             return f"Your task: {subtask}"
-        return Template(self.worker_task).safe_substitute(question=question, subtask=subtask).strip()
+        filled = Template(self.worker_task).safe_substitute(question=question, subtask=subtask)
+        return filled.strip()
 
 
 def question_message(task: Task, site_base: str | None) -> str:

@@ -8,16 +8,19 @@ from typing import Any, Literal
 
 from matpo_gym.catalogue import resolve
 from matpo_gym.config import ConfigError, from_dict, load_toml
+from matpo_gym.tools.leakage import DEFAULT_BLOCKED_DOMAINS, parse_rules
 
 Mode = Literal["matpo", "single"]
 MODES: tuple[Mode, ...] = ("matpo", "single")
+ROLE_VALUES: tuple[str, ...] = ("planner", "worker", "single")
+"""The role names that limits are kept per (``Role`` values)."""
 
 
 @dataclass(frozen=True)
 class SourceSpec:
     """Where the tasks come from."""
 
-    kind: Literal["world", "frames", "webwalkerqa", "gaia", "jsonl"] = "world"
+    kind: Literal["world", "frames", "webwalkerqa", "gaia", "musique", "matpo_data", "jsonl"] = "world"
     """``world`` is the offline synthetic world; the others are the real benchmarks or a file."""
     family: str = "frames"
     """World question family: ``frames``, ``webwalker``, ``gaia`` or ``musique``."""
@@ -58,7 +61,8 @@ class ToolsSpec:
     backend: Literal["local", "web"] = "local"
     """``local``: the offline world's page store; ``web``: live search and HTTP browsing."""
     cache_path: str | None = None
-    """SQLite file of recorded tool results (relative paths are relative to the working directory)."""
+    """SQLite file of recorded tool results (a relative path is relative to the working
+    directory)."""
     cache_mode: Literal["off", "read_write", "record", "replay"] = "off"
     """``read_write`` reuses hits and stores misses; ``record`` always calls and stores;
     ``replay`` only reads, and a miss is a tool error (exact offline replays)."""
@@ -66,6 +70,18 @@ class ToolsSpec:
     """Live search region (ddgs), e.g. ``us-en``; ``wt-wt`` is no region."""
     safe_search: Literal["on", "moderate", "off"] = "moderate"
     """Live search safe-search level."""
+    leakage_guard: bool = False
+    """Drop search results on ``blocked_domains`` and refuse to browse them, so an agent cannot
+    copy a benchmark's gold answer from a page that hosts the dataset (the reference does this)."""
+    blocked_domains: tuple[str, ...] = DEFAULT_BLOCKED_DOMAINS
+    """What the leakage guard blocks: ``host[/path]`` prefixes, subdomains included. The default
+    is Hugging Face datasets and spaces (also under ``hf.co``), where the benchmarks are hosted."""
+
+    def __post_init__(self) -> None:
+        try:
+            parse_rules(self.blocked_domains)
+        except ValueError as exc:
+            raise ConfigError(f"tools.blocked_domains: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -75,13 +91,50 @@ class LimitsSpec:
     planner_turns: int = 20
     """Planner turns before the episode is truncated."""
     worker_turns: int = 20
-    """Worker turns before the env asks for its final summary."""
+    """Worker turns before the env asks for its final summary (or stops it, see forced_summary)."""
     single_turns: int = 20
     """Single-agent turns before the episode is truncated."""
     context_tokens: int = 32768
     """Prompt budget per model call; beyond it the middle of the conversation is dropped."""
     summary_chars: int = 2000
-    """Longest worker summary handed back to the planner."""
+    """Longest worker summary handed back to the planner; 0 or less: no limit (the paper cuts
+    summaries so one worker cannot flood the planner's context)."""
+    forced_summary: bool = True
+    """Ask a worker that runs out of turns or context for its final summary (the paper's
+    insight). Off: it is just stopped, and the planner gets a note and the worker's last message."""
+    planner_context_tokens: int | None = None
+    """Planner prompt budget per call; None: ``context_tokens``. Roles need different budgets
+    because a worker reads whole pages while a planner reads short summaries."""
+    worker_context_tokens: int | None = None
+    """Worker prompt budget per call; None: ``context_tokens``. A worker over it is asked for its
+    summary (or stopped)."""
+    single_context_tokens: int | None = None
+    """Single-agent prompt budget per call; None: ``context_tokens``."""
+    planner_total_tokens: int | None = None
+    """Cap on the planner's whole untruncated conversation; over it the episode is truncated
+    (stop reason ``context_limit``). None: no cap. Models a real context window, where dropping
+    the middle is not an option."""
+    worker_total_tokens: int | None = None
+    """Cap on a worker's whole conversation; over it the worker is asked for its summary (or
+    stopped, see ``forced_summary``). None: no cap."""
+    single_total_tokens: int | None = None
+    """Cap on the single agent's whole conversation, as for the planner. None: no cap."""
+
+    def __post_init__(self) -> None:
+        for role in ROLE_VALUES:
+            for kind in ("context", "total"):
+                value = getattr(self, f"{role}_{kind}_tokens")
+                if value is not None and value < 1:
+                    raise ConfigError(f"limits.{role}_{kind}_tokens must be positive, got {value}")
+
+    def context_budget(self, role: str) -> int:
+        """The per-call prompt budget of ``role`` (``planner``, ``worker`` or ``single``)."""
+        own: int | None = getattr(self, f"{role}_context_tokens")
+        return self.context_tokens if own is None else own
+
+    def total_budget(self, role: str) -> int | None:
+        """The whole-conversation cap of ``role``; None when it has none."""
+        return getattr(self, f"{role}_total_tokens")
 
 
 @dataclass(frozen=True)
@@ -105,6 +158,10 @@ class PromptsSpec:
     """The worker's first user message: the subtask, with the question recapped."""
     query_recap: bool = True
     """Recap the original question in the worker's task message (the paper finds this matters)."""
+    strip_thinking: bool = True
+    """Remove ``<think>`` blocks from the worker's summary before the planner reads it, as the
+    reference does: the planner gets conclusions, not the worker's reasoning. Off: the worker's
+    final message reaches the planner as written, thinking included (answer tags removed)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +192,9 @@ class EnvSpec:
         try:
             return path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"Env {self.name!r}: cannot read prompt {which!r} at {path}: {exc}") from None
+            raise ConfigError(
+                f"Env {self.name!r}: cannot read prompt {which!r} at {path}: {exc}"
+            ) from None
 
     def with_overrides(self, **changes: Any) -> EnvSpec:
         return replace(self, **changes)

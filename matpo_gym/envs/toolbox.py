@@ -1,4 +1,8 @@
-"""Building an env's tools from its spec: shared heavy parts, per-env noise wrappers."""
+"""Building an env's tools from its spec: shared heavy parts, per-env guard and noise wrappers.
+
+The wrappers nest as noise(leakage guard(cache(tool))): the cache records clean results, the
+guard filters what the agent may see, and noise disturbs what the guard let through.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from matpo_gym.data.tasks import PageStore
 from matpo_gym.envs.spec import ToolsSpec
 from matpo_gym.tools.base import Tool
 from matpo_gym.tools.browse import Browse, StoreFetcher
+from matpo_gym.tools.leakage import guard_tools
 from matpo_gym.tools.noise import NoiseConfig, apply_noise
 from matpo_gym.tools.search import LocalSearch
 from matpo_gym.tools.web import cached_tools, web_tools
@@ -22,8 +27,11 @@ def _local_search(site: PageStore, top_k: int) -> LocalSearch:
     return LocalSearch(site, top_k=top_k)
 
 
-def build_tools(spec: ToolsSpec, site: PageStore | None, noise: NoiseConfig | None = None) -> dict[str, Tool]:
-    """The tools named in ``spec``, wrapped in noise when ``noise.rate > 0``."""
+def build_tools(
+    spec: ToolsSpec, site: PageStore | None, noise: NoiseConfig | None = None
+) -> dict[str, Tool]:
+    """The tools named in ``spec``: behind the leakage guard when ``spec.leakage_guard`` is on,
+    then wrapped in noise when ``noise.rate > 0``."""
     unknown = [name for name in spec.names if name not in TOOL_NAMES]
     if unknown:
         raise ValueError(f"Unknown tool {unknown[0]!r}; available tools: {', '.join(TOOL_NAMES)}.")
@@ -42,4 +50,7 @@ def build_tools(spec: ToolsSpec, site: PageStore | None, noise: NoiseConfig | No
             spec,
         )
     chosen = {name: tools[name] for name in spec.names}
+    if spec.leakage_guard:
+        base_url = site.base_url if spec.backend == "local" and site is not None else None
+        chosen = guard_tools(chosen, spec.blocked_domains, base_url=base_url)
     return apply_noise(chosen, noise) if noise is not None else chosen
