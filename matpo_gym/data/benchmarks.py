@@ -1,4 +1,5 @@
-"""The real benchmarks (FRAMES, WebWalkerQA, GAIA-text): where their data lives and how it is read.
+"""The real benchmarks (FRAMES, WebWalkerQA, GAIA-text) and the paper's training data (MuSiQue,
+MATPO-data): where their data lives and how it is read.
 
 Every benchmark loads through ``datasets``, from one of three places:
 
@@ -12,11 +13,12 @@ Every benchmark loads through ``datasets``, from one of three places:
 * without a path, the **hub** (``datasets.load_dataset(<repo>, <config>, split=...)``; ``HF_TOKEN``
   is passed on, which gated GAIA needs). When that fails (offline, gated, missing) the error is a
   :class:`DatasetUnavailable` that says how to download the data and point an env at the copy.
+  Data with no hub copy (plain MuSiQue) needs a path; without one the error says where to get it.
 
 The benchmark rows are never shipped with matpo-gym; only the 103 GAIA-text task ids are
 (``gaia_text_ids.txt``). :func:`load` is what ``envs/sources.py`` calls; the per-benchmark row
-mapping lives in :mod:`~matpo_gym.data.frames`, :mod:`~matpo_gym.data.webwalkerqa` and
-:mod:`~matpo_gym.data.gaia`.
+mapping lives in :mod:`~matpo_gym.data.frames`, :mod:`~matpo_gym.data.webwalkerqa`,
+:mod:`~matpo_gym.data.gaia` and :mod:`~matpo_gym.data.musique`.
 """
 
 from __future__ import annotations
@@ -57,8 +59,19 @@ class HubDataset:
     other data files (attachments) sit next to it: GAIA's ``metadata``."""
     loader: str = ""
     """``module:function`` that maps this benchmark's rows to tasks."""
+    offline_env: str = ""
+    """The synthetic-world env to use instead when the data cannot be had."""
+    download: str = ""
+    """How to get the data when it is not on the hub (``repo`` empty): it then needs a path."""
+
+    @property
+    def env_name(self) -> str:
+        """The catalogue env that reads this data: ``envs/<kind>.toml``, ``_`` written as ``-``."""
+        return self.kind.replace("_", "-")
 
     def describe(self) -> str:
+        if not self.repo:
+            return f"local files only (split {' | '.join(self.splits)}): {self.download}"
         config = f", config {self.config}" if self.config else ""
         gated = "; gated: accept the terms on the hub and set HF_TOKEN" if self.gated else ""
         return f"{self.repo} (split {' | '.join(self.splits)}{config}{gated})"
@@ -66,15 +79,29 @@ class HubDataset:
 
 BENCHMARKS: dict[str, HubDataset] = {
     "frames": HubDataset(
-        "frames", "google/frames-benchmark", None, ("test",), loader="matpo_gym.data.frames:load_frames"
+        "frames", "google/frames-benchmark", None, ("test",),
+        loader="matpo_gym.data.frames:load_frames", offline_env="world-frames",
     ),
     "webwalkerqa": HubDataset(
         "webwalkerqa", "callanwu/WebWalkerQA", None, ("main", "silver"),
-        loader="matpo_gym.data.webwalkerqa:load_webwalkerqa",
+        loader="matpo_gym.data.webwalkerqa:load_webwalkerqa", offline_env="world-webwalker",
     ),
     "gaia": HubDataset(
         "gaia", "gaia-benchmark/GAIA", "2023_all", ("validation", "test"), gated=True, table_stem="metadata",
-        loader="matpo_gym.data.gaia:load_gaia",
+        loader="matpo_gym.data.gaia:load_gaia", offline_env="world-gaia",
+    ),
+    "musique": HubDataset(
+        "musique", "", None, ("train", "dev", "test"), loader="matpo_gym.data.musique:load_musique",
+        offline_env="world-musique",
+        download=(
+            "MuSiQue is not on the Hugging Face Hub: clone "
+            "https://github.com/StonyBrookNLP/musique and run `bash download_data.sh` there, which "
+            "puts musique_ans_v1.0_{train,dev,test}.jsonl under data/ (copy them to data/musique)."
+        ),
+    ),
+    "matpo_data": HubDataset(
+        "matpo_data", "veggiebird/MATPO-data", None, ("train",),
+        loader="matpo_gym.data.musique:load_matpo_data", offline_env="world-musique",
     ),
 }
 
@@ -88,7 +115,8 @@ _PREFERENCE = (".parquet", ".jsonl", ".json", ".csv", ".tsv")
 
 
 def load(kind: str, *, path: str | None, split: str) -> list[Task]:
-    """Tasks of benchmark ``kind`` (``frames``, ``webwalkerqa``, ``gaia``) from ``path`` or the hub."""
+    """Tasks of ``kind`` (``frames``, ``webwalkerqa``, ``gaia``, ``musique``, ``matpo_data``) from
+    ``path`` or the hub."""
     hub = BENCHMARKS.get(kind)
     if hub is None:
         raise DatasetUnavailable(f"Unknown benchmark {kind!r}; known: {', '.join(BENCHMARKS)}.")
@@ -98,27 +126,42 @@ def load(kind: str, *, path: str | None, split: str) -> list[Task]:
 
 def how_to_get(hub: HubDataset, split: str) -> str:
     """Step-by-step instructions for getting ``hub`` onto this machine and pointing an env at it."""
-    config = f", config {hub.config!r}" if hub.config else ""
-    token = (
-        f" The dataset is gated: accept its terms at https://huggingface.co/datasets/{hub.repo} and "
-        "export HF_TOKEN=<a read token> (or `huggingface-cli login`) first."
-        if hub.gated else ""
-    )
+    folder = f"data/{hub.env_name}"
+    if hub.download:
+        get = hub.download
+    else:
+        config = f", config {hub.config!r}" if hub.config else ""
+        token = (
+            " The dataset is gated: accept its terms at "
+            f"https://huggingface.co/datasets/{hub.repo} and export HF_TOKEN=<a read token> "
+            "(or `huggingface-cli login`) first."
+            if hub.gated else ""
+        )
+        config_arg = f", {hub.config!r}" if hub.config else ""
+        get = (
+            f"Get {hub.repo} (split {split!r}{config}) on a machine with access.{token} Either "
+            f"download the files: `huggingface-cli download {hub.repo} --repo-type dataset "
+            f"--local-dir {folder}`; or save the split: `python -c \"import datasets; "
+            f"datasets.load_dataset({hub.repo!r}{config_arg}, split={split!r})"
+            f".save_to_disk('{folder}')\"`."
+        )
+    offline = hub.offline_env or f"world-{hub.kind}"
     return (
-        f"Get {hub.repo} (split {split!r}{config}) on a machine with access.{token} Either download the "
-        f"files: `huggingface-cli download {hub.repo} --repo-type dataset --local-dir data/{hub.kind}`; or "
-        f"save the split: `python -c \"import datasets; datasets.load_dataset({hub.repo!r}"
-        f"{', ' + repr(hub.config) if hub.config else ''}, split={split!r}).save_to_disk('data/{hub.kind}')\"`. "
-        f"Then point the env at the copy: copy envs/{hub.kind}.toml, set `path = \"data/{hub.kind}\"` under "
-        f"[source] (a file or a folder: parquet, jsonl, json, csv, tsv, or a save_to_disk folder) and run "
-        f"with `--env path/to/your-copy.toml`. Offline, the synthetic world envs need no download "
-        f"(`matpo-bench run --env world-{'webwalker' if hub.kind == 'webwalkerqa' else hub.kind}`)."
+        f"{get} Then point the env at the copy: copy envs/{hub.env_name}.toml, set "
+        f"`path = \"{folder}\"` under [source] (a file or a folder: parquet, jsonl, json, csv, "
+        f"tsv, or a save_to_disk folder) and run with `--env path/to/your-copy.toml`. Offline, the "
+        f"synthetic world envs need no download (`matpo-bench run --env {offline}`)."
     )
 
 
 def read_rows(hub: HubDataset, *, path: str | os.PathLike[str] | None, split: str) -> tuple[list[dict[str, Any]], str]:
     """The rows of ``split``, each a dict, and a short description of where they came from."""
     if path is None:
+        if not hub.repo:
+            raise DatasetUnavailable(
+                f"The {hub.kind} data ({split!r} split) has no hub copy: the env needs a path. "
+                + how_to_get(hub, split)
+            )
         return _hub_rows(hub, split), f"{hub.repo} ({split})"
     where = Path(path).expanduser()
     if not where.exists():

@@ -24,7 +24,13 @@ def make_trainer(config: TrainConfig) -> Recipe:
 
 
 def main(config: TrainConfig) -> dict[str, float]:
-    """Set up, train (resuming from the latest checkpoint in ``config.out``), clean up."""
+    """Set up, train (resuming from the latest checkpoint in ``config.out``), clean up; with
+    ``config.dry_run``, only validate the config and print what the run needs."""
+    if config.dry_run:
+        from matpo_gym.trainers.dryrun import dry_run
+
+        dry_run(config)
+        return {}
     trainer = make_trainer(config)
     trainer.setup()
     try:

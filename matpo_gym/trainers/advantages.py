@@ -4,7 +4,9 @@ GRPO and MATPO share everything but this file's second half. For each question, 
 sampled; rollout i's reward is normalised against the other rollouts of its question,
 ``A_i = (r_i - mean(r)) / (std(r) + eps)``. In single-agent GRPO the rollout is one trajectory.
 In MATPO the rollout is the planner trajectory *and every worker trajectory it spawned*: all of
-them get ``A_i``, so the worker is trained on the outcome its report led to.
+them get ``A_i``, so the worker is trained on the outcome its report led to. (How worker tokens
+receive it, the scalar on all of them or the reference's parent-mask quirk, is decided where
+samples are built: :func:`~matpo_gym.trainers.batch.samples_from_credit`.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from matpo_gym.core.actions import ToolCall, parse_action
 from matpo_gym.core.trajectory import EpisodeResult, Trajectory
+from matpo_gym.envs.prompts import WORKER_TOOL
+from matpo_gym.tools.base import validate_arguments
 
 Scaling = Literal["std", "none"]
 
@@ -78,3 +83,23 @@ def assign_credit(results: Sequence[EpisodeResult], groups: Sequence[str], *, in
             if trajectory.parent_id is None or include_workers:
                 credited.append(Credited(trajectory, advantage, reward, group))
     return credited
+
+
+def spawning_turns(planner: Trajectory) -> list[int]:
+    """Indices of the planner turns that spawned a worker, in order (the k-th spawned worker k).
+
+    A turn spawns a worker when its completion parses to a worker tool call with valid arguments,
+    the same test the episode applies (a call with bad arguments gets an error and no worker).
+    """
+    spawned = []
+    for index, turn in enumerate(planner.turns):
+        if turn.action != "tool_call":
+            continue
+        action = parse_action(turn.completion)
+        if (
+            isinstance(action, ToolCall)
+            and action.name == WORKER_TOOL.name
+            and validate_arguments(WORKER_TOOL, action.arguments) is None
+        ):
+            spawned.append(index)
+    return spawned

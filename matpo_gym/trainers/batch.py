@@ -3,16 +3,25 @@
 Every model turn is one training sequence: the exact prompt ids the model saw, then the ids it
 generated. Only the generated ids are scored (mask = 1); the prompt carries the environment's
 text (system prompt, question, tool results, worker summaries) and gets no gradient.
+
+Layout of a collated row (targets shifted by one): position ``t`` scores token ``t + 1``, so a
+sample's generated tokens sit at positions ``len(prompt_ids) - 1`` to
+``len(prompt_ids) + len(completion_ids) - 2`` (:attr:`Sample.completion_span`). A sample's advantage
+is one scalar for all of them, except under ``worker_advantage="parent_mask"``, where a worker
+sample carries a per-token row (:func:`parent_mask_advantages`).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from matpo_gym.trainers.advantages import Credited
+from matpo_gym.core.trajectory import Turn
+from matpo_gym.trainers.advantages import Credited, spawning_turns
+from matpo_gym.trainers.config import WorkerAdvantage
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,31 +33,88 @@ class Sample:
     old_logprobs: list[float]
     advantage: float
     role: str
+    token_advantages: tuple[float, ...] | None = None
+    """One advantage per generated token, when they are not all ``advantage`` (``parent_mask``)."""
 
     @property
     def length(self) -> int:
         return len(self.prompt_ids) + len(self.completion_ids)
 
+    @property
+    def completion_span(self) -> tuple[int, int]:
+        """``[start, end)`` of the row positions whose next token was generated (mask = 1)."""
+        start = len(self.prompt_ids) - 1
+        return start, start + len(self.completion_ids)
 
-def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bool = True) -> list[Sample]:
+
+def turn_sample(turn: Turn, advantage: float, role: str) -> Sample | None:
+    """The sample of one model turn; None when the policy recorded no token ids for it."""
+    if not turn.completion_ids or turn.prompt_ids is None:
+        return None
+    logprobs = turn.completion_logprobs or [0.0] * len(turn.completion_ids)
+    return Sample(list(turn.prompt_ids), list(turn.completion_ids), list(logprobs), advantage, role)
+
+
+def parent_mask_advantages(worker: Sample, parent: Sample | None) -> tuple[float, ...]:
+    """The reference's worker credit, one value per generated worker token.
+
+    The reference copies the parent planner's per-token advantage row onto the worker: the value
+    at row position ``t`` is the parent's advantage where the parent sample generated the token
+    scored at ``t`` (its mask is 1) and 0 elsewhere (prompt, tool output, padding, past its end).
+    No parent sample (its turn has no token ids) gives zeros.
+    """
+    start, end = worker.completion_span
+    if parent is None:
+        return (0.0,) * (end - start)
+    parent_start, parent_end = parent.completion_span
+    row = parent.token_advantages or (parent.advantage,) * (parent_end - parent_start)
+    return tuple(
+        row[t - parent_start] if parent_start <= t < parent_end else 0.0 for t in range(start, end)
+    )
+
+
+def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bool = True,
+                        worker_advantage: WorkerAdvantage = "scalar") -> list[Sample]:
     """One sample per generated turn that carries token ids.
 
     Turns with zero advantage contribute no gradient under the clipped loss (without a KL term),
-    so they are skipped by default to save compute.
+    so they are skipped by default to save compute. With ``worker_advantage="parent_mask"`` every
+    worker sample gets :func:`parent_mask_advantages` against the planner turn that spawned its
+    worker, and is kept even when that row is all zeros: its tokens still count in the token mean,
+    as in the reference.
     """
+    parents = _spawning_samples(credited) if worker_advantage == "parent_mask" else {}
     samples = []
     for item in credited:
         if skip_zero_advantage and item.advantage == 0.0:
             continue
+        is_worker = item.trajectory.parent_id is not None
         for turn in item.trajectory.turns:
-            if not turn.completion_ids or turn.prompt_ids is None:
+            sample = turn_sample(turn, item.advantage, item.trajectory.role.value)
+            if sample is None:
                 continue
-            logprobs = turn.completion_logprobs or [0.0] * len(turn.completion_ids)
-            samples.append(
-                Sample(list(turn.prompt_ids), list(turn.completion_ids), list(logprobs), item.advantage,
-                       item.trajectory.role.value)
-            )
+            if is_worker and worker_advantage == "parent_mask":
+                parent = parents.get(item.trajectory.id)
+                sample = replace(sample, token_advantages=parent_mask_advantages(sample, parent))
+            samples.append(sample)
     return samples
+
+
+def _spawning_samples(credited: Sequence[Credited]) -> dict[str, Sample | None]:
+    """Worker trajectory id -> the sample of the planner turn that spawned it."""
+    workers: dict[str, list[str]] = defaultdict(list)
+    for item in credited:
+        if item.trajectory.parent_id is not None:
+            workers[item.trajectory.parent_id].append(item.trajectory.id)
+    parents: dict[str, Sample | None] = {}
+    for item in credited:
+        planner = item.trajectory
+        if planner.parent_id is not None or planner.id not in workers:
+            continue
+        for worker_id, index in zip(workers[planner.id], spawning_turns(planner)):
+            turn = planner.turns[index]
+            parents[worker_id] = turn_sample(turn, item.advantage, planner.role.value)
+    return parents
 
 
 @dataclass
@@ -60,10 +126,13 @@ class Batch:
     loss_mask: torch.Tensor       # [B, T-1]: 1 where token t+1 was generated
     old_logprobs: torch.Tensor    # [B, T-1]
     advantages: torch.Tensor      # [B]
+    token_advantages: torch.Tensor | None = None  # [B, T-1], only when some sample has a row
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.loss_mask,
-                                                self.old_logprobs, self.advantages)))
+        tokens = self.token_advantages.to(device) if self.token_advantages is not None else None
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device),
+                     self.loss_mask.to(device), self.old_logprobs.to(device),
+                     self.advantages.to(device), tokens)
 
 
 def collate(samples: Sequence[Sample], pad_id: int) -> Batch:
@@ -74,16 +143,20 @@ def collate(samples: Sequence[Sample], pad_id: int) -> Batch:
     attention = torch.zeros((size, width), dtype=torch.long)
     loss_mask = torch.zeros((size, width - 1), dtype=torch.float32)
     old = torch.zeros((size, width - 1), dtype=torch.float32)
+    per_token = any(s.token_advantages is not None for s in samples)
+    tokens = torch.zeros((size, width - 1), dtype=torch.float32) if per_token else None
     for row, sample in enumerate(samples):
         ids = sample.prompt_ids + sample.completion_ids
         input_ids[row, : len(ids)] = torch.tensor(ids)
         attention[row, : len(ids)] = 1
-        start = len(sample.prompt_ids) - 1  # position whose next token is the first generated one
-        end = start + len(sample.completion_ids)
+        start, end = sample.completion_span
         loss_mask[row, start:end] = 1.0
         old[row, start:end] = torch.tensor(sample.old_logprobs, dtype=torch.float32)
+        if tokens is not None:
+            values = sample.token_advantages or (sample.advantage,) * (end - start)
+            tokens[row, start:end] = torch.tensor(values, dtype=torch.float32)
     advantages = torch.tensor([s.advantage for s in samples], dtype=torch.float32)
-    return Batch(input_ids, attention, loss_mask, old, advantages)
+    return Batch(input_ids, attention, loss_mask, old, advantages, tokens)
 
 
 def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from matpo_gym.config import ConfigError, from_dict, load_toml
+from matpo_gym.config import ConfigError, from_dict, load_toml, to_dict
 
 Algo = Literal["sft", "grpo", "matpo"]
 Aggregation = Literal["token-mean", "seq-mean-token-sum-norm"]
+WorkerAdvantage = Literal["scalar", "parent_mask"]
 
 
 @dataclass
@@ -52,6 +53,11 @@ class TrainConfig:
     """Loss aggregation: ``token-mean`` or ``seq-mean-token-sum-norm`` (Dr. GRPO)."""
     advantage_scale: Literal["std", "none"] = "std"
     """Divide group advantages by their std (GRPO) or not (Dr. GRPO)."""
+    worker_advantage: WorkerAdvantage = "scalar"
+    """MATPO worker credit. ``scalar`` (the method): every token a worker generated gets its
+    rollout's advantage. ``parent_mask`` reproduces the reference implementation, which copies the
+    planner's per-token advantage row onto each worker: a worker token gets the advantage only
+    where the planner turn that spawned it has a generated token at the same position, else 0."""
     temperature: float = 1.0
     """Sampling temperature for rollouts."""
     max_new_tokens: int = 96
@@ -87,10 +93,20 @@ class TrainConfig:
     vllm_gpu_memory_utilization: float = 0.35
     """Fraction of GPU memory vLLM may take (the trained model and optimizer need the rest)."""
     quiet: bool = False
+    dry_run: bool = False
+    """Validate the recipe and print what it needs (GPUs, parameters, memory, tokens per step, the
+    env) without loading a model or touching a GPU, then exit."""
 
     @property
     def mode(self) -> Literal["matpo", "single"]:
         return "single" if self.algo == "grpo" else "matpo"
+
+
+def run_metadata(config: TrainConfig) -> dict[str, Any]:
+    """Every setting of a run, JSON-ready, for checkpoints to record how they were trained."""
+    data = to_dict(config)
+    data["out"] = str(config.out)
+    return data
 
 
 def load_recipe(path: str | Path) -> TrainConfig:

@@ -4,7 +4,8 @@ The same model generates planner and worker turns (one batched generate call per
 rollout) and is updated by one optimizer step on all of their tokens. The two algorithms differ
 only in credit assignment (:func:`~matpo_gym.trainers.advantages.assign_credit`): GRPO plays
 single-agent episodes and trains the root trajectory; MATPO plays planner + worker episodes and
-gives every worker its planner rollout's advantage.
+gives every worker its planner rollout's advantage (``worker_advantage="parent_mask"`` instead
+reproduces the reference's per-token quirk, trained through :func:`token_advantage_loss`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from matpo_gym.policies.hf import resolve_device
 from matpo_gym.rollout import EpisodeRequest, rollout
 from matpo_gym.trainers.advantages import assign_credit
 from matpo_gym.trainers.batch import collate, micro_batches, samples_from_credit, token_logprobs
-from matpo_gym.trainers.config import TrainConfig
+from matpo_gym.trainers.config import Aggregation, TrainConfig, run_metadata
 from matpo_gym.trainers.distributed import DataParallel
-from matpo_gym.trainers.loss import policy_loss
+from matpo_gym.trainers.loss import LossStats, policy_loss
 from matpo_gym.trainers.recipe import env_spec_for, held_out_tasks
 from matpo_gym.trainers.state import (
     Checkpoints,
@@ -42,6 +43,33 @@ CURVES = ("reward", "accuracy", "eval_accuracy", "clip_fraction", "approx_kl", "
 
 def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
+
+
+def token_advantage_loss(
+    logprobs: torch.Tensor, old_logprobs: torch.Tensor, token_advantages: torch.Tensor,
+    mask: torch.Tensor, *, aggregation: Aggregation = "token-mean", max_tokens: int | None = None,
+    ref_logprobs: torch.Tensor | None = None, **options: Any,
+) -> tuple[torch.Tensor, LossStats]:
+    """:func:`~matpo_gym.trainers.loss.policy_loss` with one advantage per token (``[B, T]``).
+
+    Each token becomes a row of length one, so the clipped ratio, dual clip, KL term and token
+    mean are exactly those of the ``[B, T]`` batch; ``seq-mean-token-sum-norm`` averages over rows,
+    so its loss is scaled by ``T`` back to a mean over the ``B`` sequences.
+    """
+    width = logprobs.shape[-1]
+
+    def column(values: torch.Tensor) -> torch.Tensor:
+        return values.reshape(-1, 1)
+
+    loss, stats = policy_loss(
+        column(logprobs), column(old_logprobs), token_advantages.reshape(-1), column(mask),
+        ref_logprobs=None if ref_logprobs is None else column(ref_logprobs),
+        aggregation=aggregation, max_tokens=max_tokens or width, **options,
+    )
+    if aggregation != "token-mean":
+        loss = loss * width
+        stats = stats._replace(loss=float(loss.detach()))
+    return loss, stats
 
 
 class RLTrainer:
@@ -123,7 +151,8 @@ class RLTrainer:
         cfg = self.config
         groups = [r.episode_id.split("/step")[0] for r in results]
         credited = assign_credit(results, groups, include_workers=cfg.algo == "matpo", scale=cfg.advantage_scale)
-        samples = samples_from_credit(credited, skip_zero_advantage=cfg.kl_coef == 0)
+        samples = samples_from_credit(credited, skip_zero_advantage=cfg.kl_coef == 0,
+                                      worker_advantage=cfg.worker_advantage)
         stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "approx_kl": [], "ref_kl": []}
         grad_norm = 0.0
         total_tokens = self.parallel.sum(sum(len(s.completion_ids) for s in samples))
@@ -140,11 +169,20 @@ class RLTrainer:
                     if self.reference is not None:
                         with torch.no_grad():
                             ref = token_logprobs(self.reference, batch.input_ids, batch.attention_mask, cfg.temperature)
-                    loss, st = policy_loss(
-                        logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask,
-                        clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, dual_clip=cfg.dual_clip,
-                        ref_logprobs=ref, kl_coef=cfg.kl_coef, aggregation=cfg.aggregation, max_tokens=max_len,
-                    )
+                    options: dict[str, Any] = {
+                        "clip_eps": cfg.clip_eps, "clip_eps_high": cfg.clip_eps_high,
+                        "dual_clip": cfg.dual_clip, "ref_logprobs": ref, "kl_coef": cfg.kl_coef,
+                        "aggregation": cfg.aggregation, "max_tokens": max_len,
+                    }
+                    if batch.token_advantages is None:
+                        loss, st = policy_loss(
+                            logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask, **options
+                        )
+                    else:
+                        loss, st = token_advantage_loss(
+                            logprobs, batch.old_logprobs, batch.token_advantages, batch.loss_mask,
+                            **options,
+                        )
                     weight = st.tokens / total_tokens if cfg.aggregation == "token-mean" else len(chunk) / total_samples
                     (loss * weight).backward()
                     for key in stats:
@@ -154,6 +192,11 @@ class RLTrainer:
                 self.optimizer.step()
             self._sync_rollout_weights()
         roles = [c.trajectory.role.value for c in credited]
+        extra: dict[str, float] = {}
+        if cfg.worker_advantage == "parent_mask":
+            rows = [s.token_advantages for s in samples if s.token_advantages and s.advantage != 0.0]
+            zeroed = sum(row.count(0.0) for row in rows)
+            extra["worker_tokens_zeroed"] = zeroed / max(1, sum(len(row) for row in rows))
         return {
             "loss": mean(stats["loss"]),
             "clip_fraction": mean(stats["clip_fraction"]),
@@ -164,6 +207,7 @@ class RLTrainer:
             "trained_tokens": sum(len(s.completion_ids) for s in samples),
             "worker_trajectories": roles.count("worker"),
             "nonzero_advantage": sum(c.advantage != 0 for c in credited) / max(1, len(credited)),
+            **extra,
         }
 
     def _sync_rollout_weights(self) -> None:
@@ -239,7 +283,9 @@ class RLTrainer:
 
     def save(self, step: int) -> None:
         if self.parallel.is_main:
-            self.checkpoints.save(step, self.model, self.tokenizer, self.optimizer, {"algo": self.config.algo})
+            extra = {"algo": self.config.algo, "worker_advantage": self.config.worker_advantage,
+                     "config": run_metadata(self.config)}
+            self.checkpoints.save(step, self.model, self.tokenizer, self.optimizer, extra)
         self.parallel.barrier()
 
     def cleanup(self) -> None:

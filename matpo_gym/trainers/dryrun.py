@@ -1,0 +1,563 @@
+"""``matpo-bench train --dry-run``: check a recipe and print what its run needs, loading nothing.
+
+A paper-scale run is expensive to start only to learn that it cannot fit, so the plan is worked
+out from files alone: the launch command (a recipe's ``launch`` key, else its first-line comment),
+the model's shape (the tiny model's :class:`~matpo_gym.models.tiny.TinyModelConfig`, a local or
+already cached ``config.json``, else :data:`KNOWN_MODELS`), and the env specs. No model is loaded,
+no data set is read and torch is not imported.
+
+The memory figures are estimates, stated with their formulas. This trainer keeps a full replica of
+the weights, gradients and AdamW states on every process (data parallel); the FSDP figure shows
+what sharding them over the same processes would need. Activations are those of the largest
+forward pass without recomputation (this trainer does not checkpoint activations).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from matpo_gym.config import ConfigError, load_toml
+from matpo_gym.envs.spec import EnvSpec
+from matpo_gym.trainers.config import TrainConfig
+from matpo_gym.trainers.recipe import env_spec_for
+
+GIB = 1024**3
+REFERENCE_GPU_GIB = 80
+"""Memory of the reference's GPUs (A800 80GB), the yardstick for the notes."""
+ACTIVATION_BYTES_16BIT = 34
+"""Bytes kept per token, per hidden unit, per layer for the backward pass in 16-bit precision with
+fused attention (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
+Models": s*b*h*(34 + 5*a*s/h), the attention-score term gone with flash/SDPA attention)."""
+
+
+def _qwen3(hidden: int, intermediate: int, layers: int, heads: int, tied: bool) -> dict[str, Any]:
+    """The shape fields of a Qwen3 dense model's ``config.json``."""
+    return {
+        "model_type": "qwen3", "head_dim": 128, "num_key_value_heads": 8, "vocab_size": 151936,
+        "max_position_embeddings": 40960, "hidden_size": hidden, "intermediate_size": intermediate,
+        "num_hidden_layers": layers, "num_attention_heads": heads, "tie_word_embeddings": tied,
+    }
+
+
+KNOWN_MODELS: dict[str, dict[str, Any]] = {
+    "Qwen/Qwen3-4B": _qwen3(2560, 9728, 36, 32, tied=True),
+    "Qwen/Qwen3-8B": _qwen3(4096, 12288, 36, 32, tied=False),
+    "Qwen/Qwen3-14B": _qwen3(5120, 17408, 40, 40, tied=False),
+    "Qwen/Qwen3-32B": _qwen3(5120, 25600, 64, 64, tied=False),
+}
+"""The shape fields of published ``config.json`` files, for hub names with no local copy."""
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The fields of a decoder-only transformer that fix its parameter count and memory."""
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    tie_word_embeddings: bool
+    max_positions: int | None = None
+    qk_norm: bool = False
+    """Qwen3's per-head RMSNorm on queries and keys."""
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ModelShape:
+        """From a Hugging Face ``config.json`` (a ``text_config`` inside is read instead)."""
+        if isinstance(config.get("text_config"), dict):
+            config = config["text_config"]
+        if "num_experts" in config or "num_local_experts" in config:
+            raise ValueError("mixture-of-experts configs are not estimated")
+        try:
+            hidden, heads = int(config["hidden_size"]), int(config["num_attention_heads"])
+            model_type = str(config.get("model_type", ""))
+            attention_bias = bool(config.get("attention_bias", False))
+            return cls(
+                vocab_size=int(config["vocab_size"]),
+                hidden_size=hidden,
+                num_layers=int(config["num_hidden_layers"]),
+                num_heads=heads,
+                num_kv_heads=int(config.get("num_key_value_heads") or heads),
+                head_dim=int(config.get("head_dim") or hidden // heads),
+                intermediate_size=int(config["intermediate_size"]),
+                tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+                max_positions=config.get("max_position_embeddings"),
+                qk_norm=model_type.startswith("qwen3"),
+                qkv_bias=model_type == "qwen2" or attention_bias,
+                o_bias=model_type != "qwen2" and attention_bias,
+                mlp_bias=bool(config.get("mlp_bias", False)),
+            )
+        except KeyError as exc:
+            raise ValueError(f"config.json has no {exc.args[0]!r}") from None
+
+    @property
+    def parameters(self) -> int:
+        """Embeddings, per-layer attention / MLP / norms, the final norm and an untied LM head."""
+        h, d = self.hidden_size, self.head_dim
+        q, kv = self.num_heads * d, self.num_kv_heads * d
+        attention = h * q + 2 * h * kv + q * h
+        attention += (q + 2 * kv) * self.qkv_bias + h * self.o_bias + 2 * d * self.qk_norm
+        mlp = 3 * h * self.intermediate_size + (2 * self.intermediate_size + h) * self.mlp_bias
+        layer = attention + mlp + 2 * h
+        embeddings = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
+        return self.num_layers * layer + embeddings + h
+
+    def describe(self) -> str:
+        tied = "tied" if self.tie_word_embeddings else "untied"
+        return (f"{self.num_layers} layers, hidden {self.hidden_size:,}, "
+                f"MLP {self.intermediate_size:,}, vocab {self.vocab_size:,}, "
+                f"{self.num_heads} heads / {self.num_kv_heads} KV, {tied} embeddings")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model a run trains and where its shape came from (``shape`` None when unknown)."""
+
+    name: str
+    shape: ModelShape | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a recipe is meant to be started."""
+
+    command: str
+    processes: int
+    nodes: int
+    launcher: str
+    """``accelerate``, ``torchrun`` or ``none`` (one process)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything ``--dry-run`` reports about one training config."""
+
+    config: TrainConfig
+    recipe: Path | None
+    launch: Launch
+    model: ModelInfo
+    dtypes: tuple[tuple[str, int], ...]
+    """(dtype, bytes per value) the weights train in: one, or both when the device is unknown."""
+    env: EnvSpec
+    eval_env: EnvSpec
+    notes: list[str] = field(default_factory=list)
+
+    # -- the numbers ---------------------------------------------------------------------------
+
+    @property
+    def gpus(self) -> int:
+        """GPUs the run uses: one per process, none when it trains on CPU."""
+        return 0 if self.dtypes == (("float32", 4),) else self.launch.processes
+
+    @property
+    def rollouts_per_step(self) -> int:
+        return self.config.questions_per_step * self.config.group_size
+
+    @property
+    def max_turns_per_rollout(self) -> int:
+        """Model calls one rollout can make: the planner's turns, and up to one worker per planner
+        turn with its turns plus the summary it is asked for; or the single agent's turns."""
+        limits = self.env.limits
+        if self.config.mode == "single":
+            return limits.single_turns
+        return limits.planner_turns + limits.planner_turns * (limits.worker_turns + 1)
+
+    @property
+    def max_call_tokens(self) -> int:
+        """The longest sequence of one model call: the largest prompt budget plus a full turn."""
+        roles = ("single",) if self.config.mode == "single" else ("planner", "worker")
+        return max(_budget(self.env, role) for role in roles) + self.config.max_new_tokens
+
+    @property
+    def activation_tokens(self) -> int:
+        """Padded tokens of the largest forward pass: an SFT batch, or one RL micro-batch (a model
+        call longer than ``micro_batch_tokens`` is a micro-batch of its own)."""
+        if self.config.algo == "sft":
+            return self.config.sft_batch_size * self.max_call_tokens
+        return max(self.config.micro_batch_tokens, self.max_call_tokens)
+
+    def state_bytes(self, size: int) -> int:
+        """Weights, gradients and both AdamW moments (plus a frozen reference for the KL term)."""
+        shape = self.model.shape
+        weights = shape.parameters * size if shape is not None else 0
+        return weights * 4 + (weights if self.config.kl_coef > 0 else 0)
+
+    def activation_bytes(self, size: int) -> tuple[int, int, int, int]:
+        """(layer bytes, their bytes per token-unit-layer, logit bytes, their bytes per token-vocab)
+        of the largest forward pass: logits in the model dtype, a float32 copy and float32
+        log-probabilities (the copy is skipped in float32)."""
+        shape, tokens = self.model.shape, self.activation_tokens
+        if shape is None:
+            return 0, 0, 0, 0
+        per_layer = ACTIVATION_BYTES_16BIT * size // 2
+        per_logit = 8 if size == 4 else size + 8
+        layers = per_layer * tokens * shape.hidden_size * shape.num_layers
+        return layers, per_layer, per_logit * tokens * shape.vocab_size, per_logit
+
+    # -- the report ----------------------------------------------------------------------------
+
+    def render(self) -> str:
+        cfg = self.config
+        lines: list[tuple[str, str]] = [("algo", self._algo()), ("launch", self.launch.command)]
+        lines.append(("", self._where()))
+        model = self.model
+        if model.shape is None:
+            lines.append(("model", f"{model.name}: size unknown ({model.source})"))
+        else:
+            params = model.shape.parameters
+            short = f"{params / 1e9:.2f} B" if params >= 1e9 else f"{params / 1e6:.2f} M"
+            about = f"{model.name}: {params:,} parameters ({short}), {model.source}"
+            lines.append(("model", about))
+            lines.append(("", model.shape.describe()))
+            lines.extend(self._memory_lines())
+        lines.extend(self._token_lines())
+        saves = f"checkpoint every {cfg.save_every}" if cfg.save_every else "checkpoint at the end"
+        optimizer = (f"{cfg.steps:,} optimizer steps, AdamW lr {cfg.lr:g} constant, weight decay "
+                     f"{cfg.weight_decay:g}, grad clip {cfg.grad_clip:g}")
+        if cfg.algo == "sft":
+            lines.append(("steps", f"{optimizer}; {saves}"))
+        else:
+            evals = f"eval every {cfg.eval_every} steps" if cfg.eval_every else "eval at the end"
+            lines.append(("steps", f"{optimizer}, temperature {cfg.temperature:g}; {evals} on "
+                                   f"{cfg.eval_questions} held-out questions, {saves}"))
+        lines.append(("train env", describe_env(self.env, "train")))
+        if cfg.algo != "sft":
+            lines.append(("eval env", describe_env(self.eval_env, "test")))
+        for index, note in enumerate(self.notes):
+            lines.append(("notes" if index == 0 else "", f"- {note}"))
+        title = (f"matpo-bench train --dry-run: {self.recipe or 'flags only'} "
+                 "(no model loaded, no GPU touched)")
+        width = max(len(label) for label, _ in lines)
+        return "\n".join([title, *(f"{label:<{width}}  {text}" for label, text in lines)])
+
+    def _algo(self) -> str:
+        cfg = self.config
+        if cfg.algo == "sft":
+            return f"sft (imitates scripted demonstrations, mode {cfg.sft_mode})"
+        roles = "single agent" if cfg.mode == "single" else "planner + worker, one model"
+        worker = f"; worker advantage: {cfg.worker_advantage}" if cfg.algo == "matpo" else ""
+        return f"{cfg.algo} ({roles}){worker}"
+
+    def _where(self) -> str:
+        launch = self.launch
+        if self.config.device == "auto" and launch.launcher == "none":
+            where = "one GPU if there is one, else CPU (device auto)"
+        elif self.gpus:
+            where = f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}"
+        else:
+            where = "CPU"
+        processes = f"{launch.processes} process{'es' if launch.processes != 1 else ''}"
+        return f"{processes} on {launch.nodes} node{'s' if launch.nodes != 1 else ''}, {where}"
+
+    def _memory_lines(self) -> list[tuple[str, str]]:
+        cfg, n = self.config, self.launch.processes
+        what = "the SFT batch" if cfg.algo == "sft" else "one micro-batch"
+        lines: list[tuple[str, str]] = []
+        for index, (dtype, size) in enumerate(self.dtypes):
+            total = self.state_bytes(size)
+            weights = total // (5 if cfg.kl_coef > 0 else 4)
+            ref = f" + reference {gib(weights)}" if cfg.kl_coef > 0 else ""
+            lines.append(("memory" if index == 0 else "",
+                          f"{dtype}: weights {gib(weights)} + grads {gib(weights)} + AdamW "
+                          f"{gib(2 * weights)}{ref} = {gib(total)} per process "
+                          "(a full replica on each, as this trainer runs)"))
+            if n > 1:
+                lines.append(("", f"{dtype}: sharded over {n} processes with FSDP: "
+                                  f"{gib(total / n)} per GPU"))
+            layers, per_layer, logits, per_logit = self.activation_bytes(size)
+            lines.append(("", f"{dtype}: activations of {what} ({self.activation_tokens:,} "
+                              f"tokens), no recomputation: layers {gib(layers)} ({per_layer} B x "
+                              f"tokens x hidden x layers) + logits {gib(logits)} ({per_logit} B x "
+                              "tokens x vocab)"))
+        if cfg.rollout_engine == "vllm":
+            share = f"{cfg.vllm_gpu_memory_utilization:.0%}"
+            lines.append(("", f"vLLM rollouts take {share} of each GPU on top"))
+        return lines
+
+    def _token_lines(self) -> list[tuple[str, str]]:
+        cfg, limits = self.config, self.env.limits
+        call = (f"tokens per model call: <= {self.max_call_tokens:,} (prompt budget + "
+                f"{cfg.max_new_tokens:,} generated)")
+        if cfg.algo == "sft":
+            demos = (f"a batch of {cfg.sft_batch_size} model turns from up to {cfg.sft_demos:,} "
+                     f"scripted episodes per mode ({cfg.sft_mode}; correct ones kept)")
+            return [("per step", demos), ("", call)]
+        rollouts, turns = self.rollouts_per_step, self.max_turns_per_rollout
+        share = math.ceil(cfg.questions_per_step / self.launch.processes) * cfg.group_size
+        if cfg.mode == "single":
+            shape = f"single agent <= {limits.single_turns}"
+        else:
+            shape = (f"planner <= {limits.planner_turns}, <= {limits.planner_turns} workers x "
+                     f"({limits.worker_turns} + 1 summary turn)")
+        generated = rollouts * turns * cfg.max_new_tokens
+        processed = rollouts * turns * self.max_call_tokens
+        return [
+            ("per step", f"{cfg.questions_per_step:,} questions x G {cfg.group_size} = "
+                         f"{rollouts:,} rollouts ({share:,} per process)"),
+            ("", f"model turns per rollout: 1 .. {turns:,} ({shape})"),
+            ("", f"generated tokens: {rollouts:,} .. {generated:,} "
+                 f"(<= {rollouts:,} x {turns:,} x {cfg.max_new_tokens:,})"),
+            ("", f"{call}; forward tokens per step <= {processed:,}"),
+        ]
+
+
+def gib(size: float) -> str:
+    """A byte count in GiB (MiB below one GiB)."""
+    return f"{size / GIB:,.1f} GiB" if size >= GIB else f"{size / 1024**2:,.1f} MiB"
+
+
+def _budget(spec: EnvSpec, role: str) -> int:
+    """The per-call prompt budget of ``role``: a per-role budget when the spec has one."""
+    per_role = getattr(spec.limits, "context_budget", None)
+    return int(per_role(role)) if callable(per_role) else spec.limits.context_tokens
+
+
+def describe_env(spec: EnvSpec, split: str) -> str:
+    """One line: the env's data, tools, limits and scoring."""
+    source = spec.source
+    if source.kind == "world":
+        data = f"offline world, family {source.family}, split {split}"
+    elif source.kind == "jsonl":
+        data = f"jsonl file {source.path}"
+    else:
+        from matpo_gym.data.benchmarks import BENCHMARKS
+
+        hub = BENCHMARKS.get(source.kind)
+        repo = hub.repo if hub is not None else ""
+        if source.path:
+            where = f"local copy {source.path}"
+        else:
+            where = "read from the hub when training starts" if repo else "needs [source] path"
+        data = f"{source.kind} ({repo or 'local files'}, split {split}; {where})"
+    tools = ", ".join(spec.tools.names) or "none"
+    limits = spec.limits
+    return (f"{spec.name}: {data}; tools {tools} ({spec.tools.backend}); turns "
+            f"{limits.planner_turns} planner / {limits.worker_turns} worker / "
+            f"{limits.single_turns} single; context {limits.context_tokens:,}; scorer "
+            f"{spec.scoring.scorer}, format weight {spec.scoring.format_weight:g}")
+
+
+# -- the pieces ------------------------------------------------------------------------------------
+
+
+def recipe_path(recipe: str | None) -> Path | None:
+    """The recipe file ``recipe`` names (a path or a catalogue name), if any."""
+    if recipe is None:
+        return None
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    from matpo_gym.catalogue import resolve
+
+    return resolve("trainers", recipe)
+
+
+def read_launch(path: Path | None) -> Launch:
+    """The launch command of a recipe: its ``launch`` key, else its first-line ``#`` comment."""
+    command = ""
+    if path is not None:
+        command = str(load_toml(path).get("launch", "")).strip()
+        if not command:
+            first = path.read_text(encoding="utf-8").splitlines()[:1]
+            command = first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
+    return parse_launch(command or "matpo-bench train")
+
+
+def parse_launch(command: str) -> Launch:
+    """Processes and nodes of an ``accelerate launch`` / ``torchrun`` command (else one process).
+
+    >>> parse_launch("accelerate launch --num_processes 8 -m matpo_gym.cli train").processes
+    8
+    >>> launch = parse_launch("torchrun --nnodes 2 --nproc-per-node=8 -m matpo_gym.cli train")
+    >>> (launch.processes, launch.nodes, launch.launcher)
+    (16, 2, 'torchrun')
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(f"launch command {command!r} cannot be parsed: {exc}") from None
+    options: dict[str, str] = {}
+    for index, word in enumerate(words):
+        if word.startswith("--"):
+            name, eq, value = word[2:].partition("=")
+            if not eq and index + 1 < len(words) and not words[index + 1].startswith("-"):
+                value = words[index + 1]
+            options[name.replace("-", "_")] = value
+
+    def number(name: str) -> int:
+        if name not in options:
+            return 1
+        try:
+            return max(1, int(options[name]))
+        except ValueError:
+            raise ConfigError(
+                f"launch command: --{name} must be a number, got {options[name]!r}"
+            ) from None
+
+    if "accelerate" in words[:2]:
+        return Launch(command, number("num_processes"), number("num_machines"), "accelerate")
+    if words and (words[0] == "torchrun" or "torch.distributed.run" in words):
+        nodes = number("nnodes")
+        return Launch(command, number("nproc_per_node") * nodes, nodes, "torchrun")
+    return Launch(command, 1, 1, "none")
+
+
+def model_info(config: TrainConfig, notes: list[str]) -> ModelInfo:
+    """The shape of the model a run starts from, found without loading it."""
+    name = config.model
+    if config.init_from is not None:
+        start = Path(config.init_from)
+        if (start / "config.json").is_file():
+            return _from_file(config.init_from, start / "config.json", notes)
+        notes.append(f"init_from {config.init_from} does not exist yet (another recipe writes it); "
+                     f"sizes are those of model {name!r}")
+    if name == "tiny":
+        from matpo_gym.models.tiny import TinyModelConfig
+
+        tiny = TinyModelConfig()
+        shape = ModelShape(
+            tiny.vocab_size, tiny.hidden_size, tiny.num_layers, tiny.num_heads, tiny.num_kv_heads,
+            tiny.hidden_size // tiny.num_heads, tiny.intermediate_size, True,
+            tiny.max_position_embeddings,
+        )
+        return ModelInfo(name, shape, "the tiny local model (TinyModelConfig)")
+    local = Path(name).expanduser()
+    if (local / "config.json").is_file():
+        return _from_file(name, local / "config.json", notes)
+    cached = _cached_config(name)
+    if cached is not None:
+        return _from_file(name, cached, notes)
+    by_name = {key.split("/")[-1].lower(): config for key, config in KNOWN_MODELS.items()}
+    known = KNOWN_MODELS.get(name) or by_name.get(local.name.lower())
+    if known is not None:
+        source = "from its published config.json (built-in table)"
+        return ModelInfo(name, ModelShape.from_config(known), source)
+    notes.append(f"no local config.json for {name!r} and it is not among the known sizes "
+                 f"({', '.join(KNOWN_MODELS)}): memory is not estimated")
+    return ModelInfo(name, None, "no config.json here")
+
+
+def _from_file(name: str, path: Path, notes: list[str]) -> ModelInfo:
+    try:
+        shape = ModelShape.from_config(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        notes.append(f"cannot size {name!r} from {path}: {exc}")
+        return ModelInfo(name, None, f"unreadable {path}")
+    return ModelInfo(name, shape, f"from {path}")
+
+
+def _cached_config(name: str) -> Path | None:
+    """``config.json`` of a hub model already in the local Hugging Face cache (no download)."""
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except Exception:  # noqa: BLE001 - a malformed cache only means "not cached"
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def training_dtypes(config: TrainConfig, launch: Launch) -> tuple[tuple[str, int], ...]:
+    """What the weights train in: bfloat16 on CUDA, float32 on CPU (as ``resolve_dtype`` picks)."""
+    if config.device == "cpu" or "--cpu" in launch.command.split():
+        return (("float32", 4),)
+    if config.device.startswith("cuda") or launch.launcher != "none":
+        return (("bfloat16", 2),)
+    return (("bfloat16", 2), ("float32", 4))
+
+
+def check(config: TrainConfig) -> None:
+    """Values a run would fail on, or learn nothing from: a one-line :class:`ConfigError`."""
+    positive = ("steps", "questions_per_step", "group_size", "max_new_tokens", "micro_batch_tokens",
+                "rollout_batch", "sft_demos", "sft_batch_size", "epochs_per_step")
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.lr <= 0:
+        raise ConfigError(f"lr must be positive, got {config.lr:g}")
+    if config.algo != "sft":
+        if config.group_size < 2:
+            raise ConfigError("group_size must be at least 2 for grpo/matpo: with one rollout per "
+                              "question every advantage is 0 and nothing is learned")
+        if config.temperature <= 0:
+            raise ConfigError("temperature must be positive for grpo/matpo: greedy rollouts of a "
+                              "question are identical, so every advantage is 0")
+
+
+def make_plan(config: TrainConfig) -> Plan:
+    """Validate ``config`` and work out its plan; raises a one-line error when it cannot run."""
+    check(config)
+    notes: list[str] = []
+    path = recipe_path(config.recipe)
+    launch = read_launch(path)
+    env = env_spec_for(config, config.env)
+    eval_env = env_spec_for(config, config.eval_env or config.env)
+    model = model_info(config, notes)
+    plan = Plan(config, path, launch, model, training_dtypes(config, launch), env, eval_env, notes)
+    notes.extend(_warnings(plan))
+    return plan
+
+
+def _warnings(plan: Plan) -> list[str]:
+    """What would go wrong, or not as the recipe reads, when the run starts."""
+    cfg, launch, shape = plan.config, plan.launch, plan.model.shape
+    notes = []
+    if shape is not None and shape.max_positions and plan.max_call_tokens > shape.max_positions:
+        prompt = plan.max_call_tokens - cfg.max_new_tokens
+        notes.append(f"a model call can reach {plan.max_call_tokens:,} tokens (prompt budget "
+                     f"{prompt:,} + {cfg.max_new_tokens:,} new), more than the model's "
+                     f"{shape.max_positions:,} positions")
+    limit = REFERENCE_GPU_GIB * GIB
+    for dtype, size in plan.dtypes if shape is not None and plan.gpus else ():
+        need = plan.state_bytes(size)
+        if need > limit:
+            sharded = (f"; sharded over {launch.processes} with FSDP it would be "
+                       f"{gib(need / launch.processes)}" if launch.processes > 1 else "")
+            notes.append(f"weights + grads + AdamW in {dtype} take {gib(need)} per process, more "
+                         f"than an {REFERENCE_GPU_GIB} GiB GPU holds (this trainer replicates them "
+                         f"on every process{sharded})")
+        if plan.activation_bytes(size)[0] > limit:
+            notes.append(f"activations of {plan.activation_tokens:,} tokens without recomputation "
+                         f"exceed an {REFERENCE_GPU_GIB} GiB GPU; the reference uses gradient "
+                         "checkpointing and at most 40,960 tokens per GPU per micro-batch")
+    if cfg.algo != "sft" and cfg.micro_batch_tokens < plan.max_call_tokens:
+        notes.append(f"one model call can be longer than micro_batch_tokens "
+                     f"({cfg.micro_batch_tokens:,}); such a sample is trained alone")
+    if cfg.worker_advantage != "scalar" and cfg.algo != "matpo":
+        notes.append(f"worker_advantage {cfg.worker_advantage!r} has no effect: {cfg.algo} "
+                     "trains no workers")
+    if cfg.algo != "sft" and cfg.questions_per_step % launch.processes:
+        notes.append(f"{cfg.questions_per_step} questions do not split evenly over "
+                     f"{launch.processes} processes")
+    offline = plan.env.source.kind in ("world", "jsonl")
+    if cfg.algo != "sft" and cfg.eval_env is None and not offline:
+        notes.append("the eval env defaults to the training env, whose data may have no test split")
+    latest = cfg.out / "checkpoints" / "latest"
+    if latest.is_file():
+        notes.append(f"resumes from {cfg.out / 'checkpoints' / latest.read_text().strip()}")
+    return notes
+
+
+def dry_run(config: TrainConfig, stream: TextIO | None = None) -> Plan:
+    """Print the plan of ``config`` (``matpo-bench train --dry-run``) and return it."""
+    plan = make_plan(config)
+    print(plan.render(), file=stream or sys.stdout)
+    return plan

@@ -1,0 +1,184 @@
+"""``matpo-bench train --dry-run``: every recipe validates and prints its plan; broken ones fail
+with one clear line; the numbers are checked against hand computation and real model classes."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from matpo_gym.cli import main, parse
+from matpo_gym.trainers import dryrun
+from matpo_gym.trainers.config import TrainConfig, load_recipe
+from matpo_gym.trainers.dryrun import KNOWN_MODELS, ModelShape, make_plan, parse_launch
+
+ROOT = Path(__file__).parents[2]
+RECIPES = sorted((ROOT / "trainers").glob("*.toml"))
+PAPER = [p for p in RECIPES if p.stem.startswith("paper-")]
+
+
+def dry_run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["train", *args, "--dry-run"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_every_recipe_validates_and_prints_its_numbers(capsys, path):
+    code, out, err = dry_run(capsys, "--recipe", str(path))
+    assert code == 0, err
+    config = load_recipe(path)
+    assert f"--recipe trainers/{path.name}" in out  # the launch command
+    assert re.search(r"model +\S+: [\d,]+ parameters", out)
+    assert re.search(r"memory +(bfloat16|float32): weights [\d.,]+ [MG]iB \+ grads", out)
+    assert "activations of" in out and f"train env  {config.env}:" in out
+    if config.algo == "sft":
+        assert f"a batch of {config.sft_batch_size} model turns" in out
+    else:
+        rollouts = config.questions_per_step * config.group_size
+        per_step = f"{config.questions_per_step:,} questions x G {config.group_size}"
+        assert f"{per_step} = {rollouts:,} rollouts" in out
+        assert "model turns per rollout: 1 .. " in out and "generated tokens:" in out
+
+
+def test_the_14b_matpo_plan_by_hand(capsys):
+    code, out, _ = dry_run(capsys, "--recipe", "trainers/paper-matpo-qwen3-14b.toml")
+    assert code == 0
+    params = 14_768_307_200  # Qwen3-14B: 40 x 330,311,936 per layer + 2 x 151,936 x 5,120 + 5,120
+    assert f"{params:,} parameters (14.77 B)" in out
+    assert "8 processes on 1 node, 8 GPUs" in out
+    state = params * 8  # bfloat16 weights 2 + grads 2 + AdamW 4 bytes a parameter
+    assert f"= {state / 1024**3:,.1f} GiB per process" in out
+    assert f"sharded over 8 processes with FSDP: {state / 8 / 1024**3:,.1f} GiB per GPU" in out
+    assert "256 questions x G 8 = 2,048 rollouts (256 per process)" in out
+    assert "model turns per rollout: 1 .. 440 (planner <= 20, <= 20 workers x (20 + 1 summ" in out
+    assert f"generated tokens: 2,048 .. {2048 * 440 * 8192:,}" in out
+    assert "train env  matpo-data: matpo_data (veggiebird/MATPO-data, split train" in out
+    assert "more than an 80 GiB GPU holds" in out  # a full 14B replica per process does not fit
+
+
+def test_flag_overrides_are_validated_and_shown(capsys):
+    code, out, _ = dry_run(capsys, "--recipe", "trainers/paper-grpo-qwen3-4b.toml",
+                           "--group-size", "16", "--questions-per-step", "64", "--device", "cpu")
+    assert code == 0
+    assert "64 questions x G 16 = 1,024 rollouts" in out and "memory     float32:" in out
+    config = parse(["train", "--recipe", "trainers/tiny-matpo.toml", "--dry-run"])
+    assert isinstance(config, TrainConfig) and config.dry_run and config.steps == 15
+    assert TrainConfig().dry_run is False
+
+
+@pytest.mark.parametrize(
+    "recipe, flags, message",
+    [
+        ('[train]\nstepz = 3\n', [], "Unknown key 'stepz' for TrainConfig"),
+        ('[train]\nenv = "no-such-env"\n', [], "Unknown env 'no-such-env'. Available:"),
+        ('[train]\nalgo = "grpo"\n', ["--env", "no-such-env"], "Unknown env 'no-such-env'"),
+        ('[train]\nalgo = "matpo"\ngroup_size = 1\n', [], "group_size must be at least 2"),
+        ('[train]\nworker_advantage = "quirk"\n', [], "worker_advantage: 'quirk' is not one of"),
+        ('lunch = "x"\n[train]\n', [], "unknown top-level key 'lunch'"),
+    ],
+)
+def test_a_broken_recipe_fails_with_one_clear_line(capsys, tmp_path, recipe, flags, message):
+    path = tmp_path / "broken.toml"
+    path.write_text(recipe)
+    code, out, err = dry_run(capsys, "--recipe", str(path), *flags)
+    assert code == 2 and out == ""
+    assert err.startswith("matpo-bench: error: ") and message in err
+    assert err.count("\n") == 1, err
+
+
+def test_a_bad_env_file_fails_with_one_clear_line(capsys, tmp_path):
+    env = tmp_path / "bad-env.toml"
+    env.write_text('[limits]\nplanner_turn = 3\n')
+    code, _, err = dry_run(capsys, "--env", str(env))
+    assert code == 2 and "planner_turn" in err and err.count("\n") == 1
+
+
+def test_dry_run_imports_no_torch_and_loads_no_model():
+    script = (
+        "import sys; from matpo_gym.cli import main; "
+        "code = main(['train', '--recipe', 'trainers/paper-matpo-qwen3-14b.toml', '--dry-run']); "
+        "print('RESULT', code, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "RESULT 0 False False" in done.stdout
+
+
+# -- the pieces ------------------------------------------------------------------------------------
+
+
+def test_paper_recipes_carry_the_reference_settings():
+    names = {f"paper-{a}-qwen3-{s}" for a in ("grpo", "matpo") for s in ("4b", "14b")}
+    assert {p.stem for p in PAPER} == names
+    for path in PAPER:
+        config = load_recipe(path)
+        assert (config.group_size, config.questions_per_step, config.steps) == (8, 256, 180), path
+        optimizer = (config.lr, config.weight_decay, config.grad_clip, config.temperature)
+        assert optimizer == (1e-5, 0.01, 1.0, 1.0)
+        assert (config.planner_turns, config.worker_turns, config.single_turns) == (20, 20, 20)
+        assert (config.context_tokens, config.env, config.kl_coef) == (32768, "matpo-data", 0.0)
+        assert config.worker_advantage == "scalar" and config.format_weight == 0.1
+        assert config.model == ("Qwen/Qwen3-14B" if path.stem.endswith("14b") else "Qwen/Qwen3-4B")
+        plan = make_plan(config)
+        assert plan.env.source.kind == "matpo_data" and plan.env.limits.context_tokens == 32768
+        first = path.read_text().splitlines()[0]
+        launch = dryrun.read_launch(path)
+        assert first == f"# {launch.command}"
+        assert (launch.processes, launch.launcher) == (8, "accelerate")
+
+
+def test_parameter_counts_match_the_model_classes():
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    def qwen3(name):
+        fields = {k: v for k, v in KNOWN_MODELS[name].items() if k != "model_type"}
+        return transformers.Qwen3Config(**fields)
+
+    small = dict(vocab_size=1000, hidden_size=128, intermediate_size=344)
+    configs = [
+        qwen3("Qwen/Qwen3-4B"),
+        qwen3("Qwen/Qwen3-14B"),
+        transformers.Qwen2Config(**small, num_hidden_layers=3, num_attention_heads=4,
+                                 num_key_value_heads=2, tie_word_embeddings=True),
+        transformers.LlamaConfig(**small, num_hidden_layers=2, num_attention_heads=8,
+                                 num_key_value_heads=4, attention_bias=True, mlp_bias=True),
+    ]
+    for config in configs:
+        with torch.device("meta"):
+            model = transformers.AutoModelForCausalLM.from_config(config)
+        expected = sum(p.numel() for p in model.parameters())
+        assert ModelShape.from_config(config.to_dict()).parameters == expected, config.model_type
+
+
+def test_tiny_and_local_models_are_sized_from_their_configs(tiny_model_dir, tmp_path, capsys):
+    manifest = json.loads((tiny_model_dir / "matpo_tiny.json").read_text())
+    assert make_plan(TrainConfig(model="tiny")).model.shape.parameters == manifest["parameters"]
+    local = make_plan(TrainConfig(model=str(tiny_model_dir)))
+    assert local.model.shape.parameters == manifest["parameters"]
+    assert "config.json" in local.model.source
+    # a local folder named like a known model but without its config.json: the table
+    named = tmp_path / "Qwen3-4B"
+    named.mkdir()
+    assert make_plan(TrainConfig(model=str(named))).model.shape.parameters == 4_022_468_096
+    code, out, _ = dry_run(capsys, "--model", "someone/unknown-model")
+    assert code == 0 and "size unknown" in out and "memory is not estimated" in out
+
+
+def test_launch_commands():
+    assert parse_launch("matpo-bench train --recipe trainers/tiny-sft.toml").processes == 1
+    multi = parse_launch("accelerate launch --num_machines 2 --num_processes=16 -m matpo_gym.cli")
+    assert (multi.processes, multi.nodes, multi.launcher) == (16, 2, "accelerate")
+    node = parse_launch("python -m torch.distributed.run --nproc_per_node 4 -m matpo_gym.cli train")
+    assert (node.processes, node.launcher) == (4, "torchrun")
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(dryrun)
+    assert result.attempted > 0 and result.failed == 0
