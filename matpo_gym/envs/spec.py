@@ -165,6 +165,19 @@ class PromptsSpec:
 
 
 @dataclass(frozen=True)
+class EvalSpec:
+    """The evaluation protocol of the env's benchmark."""
+
+    repeats: int = 1
+    """Episodes per question when a run does not say (the reference: GAIA-text 8, FRAMES and
+    WebWalkerQA 2); scores are reported as mean pass@1 over them, plus pass@k."""
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ConfigError(f"eval.repeats must be at least 1, got {self.repeats}.")
+
+
+@dataclass(frozen=True)
 class EnvSpec:
     """A named environment: a task source, tools, limits, scoring and prompts."""
 
@@ -179,6 +192,7 @@ class EnvSpec:
     limits: LimitsSpec = field(default_factory=LimitsSpec)
     scoring: ScoringSpec = field(default_factory=ScoringSpec)
     prompts: PromptsSpec = field(default_factory=PromptsSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
     root: str = "."
     """Folder the prompt paths are relative to (set from the file's location)."""
 

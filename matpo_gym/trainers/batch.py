@@ -160,13 +160,29 @@ def collate(samples: Sequence[Sample], pad_id: int) -> Batch:
 
 
 def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                   temperature: float = 1.0) -> torch.Tensor:
-    """log p(token t+1 | tokens <= t) for every position: [B, T-1]."""
+                   temperature: float = 1.0, positions: torch.Tensor | None = None) -> torch.Tensor:
+    """log p(token t+1 | tokens <= t): [B, T-1].
+
+    With a boolean ``positions`` mask [B, T-1] the LM head and softmax run on those positions
+    only (the generated tokens, a small share of a multi-turn prompt) and the rest are 0.
+    """
+    targets = input_ids[:, 1:]
+    decoder, head = getattr(model, "get_decoder", None), getattr(model, "get_output_embeddings", None)
+    if positions is not None and decoder is not None and head is not None and head() is not None:
+        hidden = decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
+        logits = head()(hidden[positions])                                               # [N, V]
+        if temperature != 1.0:
+            logits = logits / temperature
+        picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[positions].unsqueeze(-1)).squeeze(-1)
+        out = torch.zeros(targets.shape, dtype=picked.dtype, device=picked.device)
+        out[positions] = picked
+        return out
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]  # [B, T-1, V]
     if temperature != 1.0:
         logits = logits / temperature
     logprobs = torch.log_softmax(logits.float(), dim=-1)                                # [B, T-1, V]
-    return logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)              # [B, T-1]
+    logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)                   # [B, T-1]
+    return logprobs if positions is None else logprobs * positions
 
 
 def micro_batches(samples: Sequence[Sample], max_tokens: int) -> Iterator[list[Sample]]:

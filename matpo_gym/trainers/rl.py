@@ -164,11 +164,14 @@ class RLTrainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 for chunk in micro_batches(samples, cfg.micro_batch_tokens):
                     batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)
-                    logprobs = token_logprobs(self.model, batch.input_ids, batch.attention_mask, cfg.temperature)
+                    generated = batch.loss_mask.bool()
+                    logprobs = token_logprobs(self.model, batch.input_ids, batch.attention_mask, cfg.temperature,
+                                              generated)
                     ref = None
                     if self.reference is not None:
                         with torch.no_grad():
-                            ref = token_logprobs(self.reference, batch.input_ids, batch.attention_mask, cfg.temperature)
+                            ref = token_logprobs(self.reference, batch.input_ids, batch.attention_mask, cfg.temperature,
+                                                 generated)
                     options: dict[str, Any] = {
                         "clip_eps": cfg.clip_eps, "clip_eps_high": cfg.clip_eps_high,
                         "dual_clip": cfg.dual_clip, "ref_logprobs": ref, "kl_coef": cfg.kl_coef,

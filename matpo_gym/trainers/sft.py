@@ -24,6 +24,7 @@ from matpo_gym.envs.gym_env import MatpoEnv
 from matpo_gym.policies.hf import resolve_device
 from matpo_gym.policies.scripted import SearchReadPolicy
 from matpo_gym.rollout import EpisodeRequest, rollout
+from matpo_gym.trainers.batch import token_logprobs
 from matpo_gym.trainers.config import TrainConfig
 from matpo_gym.trainers.recipe import env_spec_for
 from matpo_gym.trainers.state import (
@@ -90,18 +91,6 @@ def collate_demonstrations(demos: Sequence[Demonstration], pad_id: int) -> tuple
         mask[row, : len(demo.ids) - 1] = torch.tensor(demo.generated[1:], dtype=torch.bool)
     return input_ids, attention, mask
 
-
-def target_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    mask: torch.Tensor) -> torch.Tensor:
-    """log p of each masked target token [N], with the LM head applied to those positions only."""
-    decoder, head = getattr(model, "get_decoder", None), getattr(model, "get_output_embeddings", None)
-    targets = input_ids[:, 1:][mask]
-    if decoder is not None and head is not None and head() is not None:
-        hidden = decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
-        logits = head()(hidden[mask])
-    else:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask]
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 class SFTTrainer:
@@ -180,7 +169,7 @@ class SFTTrainer:
             self.model.train()
             input_ids, attention, mask = (t.to(self.device) for t in
                                           collate_demonstrations(chunk, self.tokenizer.pad_token_id))
-            logprobs = target_logprobs(self.model, input_ids, attention, mask)
+            logprobs = token_logprobs(self.model, input_ids, attention, positions=mask)[mask]
             loss = -logprobs.mean()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
