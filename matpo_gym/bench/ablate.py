@@ -1,20 +1,25 @@
-"""``matpo-bench ablate``: accuracy against tool-noise rate, per mode, with bootstrap intervals.
+"""``matpo-bench ablate``: accuracy against tool-noise rate and env switches, per mode, with
+bootstrap intervals.
 
-The grid is noise rate x mode. Each rate is one ordinary, resumable run folder,
-``<out>/<name>/noise<rate>/<mode>.jsonl`` (see :mod:`matpo_gym.bench.run`), so rerunning an
-ablation, or adding a rate to it, only plays the episodes that are not on disk yet. The ablation
-then reads every cell's records and writes, next to the cells:
+The grid is (switch settings x) noise rate x mode. ``--vary NAME=v1,v2`` adds a switch axis (each
+``--vary`` another one; the grid is their cartesian product). Each (settings, rate) is one
+ordinary, resumable run folder, ``<out>/<name>/noise<rate>/<mode>.jsonl`` without switch axes and
+``<out>/<name>/<settings>/noise<rate>/<mode>.jsonl`` with them (see :mod:`matpo_gym.bench.run`),
+so rerunning an ablation, or adding a rate or a value to it, only plays the episodes that are not
+on disk yet. The ablation then reads every cell's records and writes, next to the cells:
 
-- ``ablation.json``: per (mode, rate) the number of questions, the accuracy and its percentile
-  bootstrap 95% interval over questions;
-- ``ablation.md``: the same as a Markdown table (rows: rates; columns: modes);
-- ``accuracy_vs_noise.png`` and ``.svg``: accuracy against rate per mode, with interval bands
-  (needs matplotlib, ``pip install "matpo-gym[plot]"``; skipped with a note without it).
+- ``ablation.json``: per (settings, mode, rate) the number of questions, the accuracy and its
+  percentile bootstrap 95% interval over questions;
+- ``ablation.md``: the same as a Markdown table (rows: settings and rates; columns: modes);
+- ``accuracy_vs_noise.png`` and ``.svg``: accuracy against rate per mode and settings (against the
+  settings when there is a single rate), with interval bands (needs matplotlib,
+  ``pip install "matpo-gym[plot]"``; skipped with a note without it).
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import os
 import sys
@@ -23,10 +28,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Annotated, Any, TextIO
+
+import tyro
 
 from matpo_gym.bench.results import ResultsFile, write_json_atomic
-from matpo_gym.bench.run import RunConfig, run, select_tasks
+from matpo_gym.bench.run import RunConfig, overrides_slug, run, select_tasks
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.config import to_dict
 from matpo_gym.envs.gym_env import MatpoEnv
@@ -37,10 +44,30 @@ from matpo_gym.policies.registry import load_policy
 CONFIDENCE = 0.95
 """Coverage of the reported intervals."""
 
+Settings = tuple[tuple[str, str], ...]
+"""One point on the switch axes: ``(("query_recap", "off"), ...)``; ``()`` without axes."""
+
+
+def settings_overrides(settings: Settings) -> tuple[str, ...]:
+    """``(("query_recap", "off"),)`` -> ``("query_recap=off",)``."""
+    return tuple(f"{name}={value}" for name, value in settings)
+
+
+def switch_grid(axes: Sequence[tuple[str, Sequence[str]]]) -> list[Settings]:
+    """Every point of the axes' cartesian product, first axis outermost; ``[()]`` without axes."""
+    names = [name for name, _ in axes]
+    return [tuple(zip(names, values)) for values in itertools.product(*(v for _, v in axes))]
+
+
+def settings_text(settings: Settings) -> str:
+    """``query_recap=off, limits.worker_turns=5``; empty without axes."""
+    return ", ".join(settings_overrides(settings))
+
 
 @dataclass
 class AblateConfig:
-    """Accuracy against tool-noise rate per mode: a resumable run per rate, a table and a plot."""
+    """Accuracy against tool-noise rate and env switches (``--vary``) per mode: a resumable run per
+    cell, a table and a plot."""
 
     env: str = "world-frames"
     """Env name from the catalogue (``envs/``), or a path to an env .toml file."""
@@ -55,26 +82,56 @@ class AblateConfig:
     shuffle)."""
     limit: int | None = 50
     """Questions per cell (the same seeded sample in every cell); None for all."""
-    samples: int = 1
-    """Episodes per question (a question's score is the mean over its episodes)."""
+    samples: int | None = None
+    """Episodes per question (a question's score is the mean over its episodes); None for the env's
+    ``[eval] repeats`` (else 1)."""
     seed: int = 0
     """Seed for question sampling, tool noise and the bootstrap."""
     out: Path = Path("runs/ablations")
     """Folder for ablation folders."""
     name: str | None = None
-    """Ablation folder name; defaults to ``<env>-<policy>-seed<seed>``. Reusing it resumes."""
+    """Ablation folder name; defaults to ``<env>-<policy>-seed<seed>`` (and the ``--set``
+    overrides). Reusing it resumes."""
     batch_size: int = 16
     """Episodes played at once (their turns share one generate call)."""
     bootstrap: int = 2000
     """Bootstrap resamples for each 95% interval."""
     quiet: bool = False
     """No progress bars and no per-cell tables; the final table is still printed."""
+    set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """Env spec overrides for every cell, e.g. limits.worker_turns=5 (repeat ``--set``)."""
+    vary: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """A switch axis ``NAME=v1,v2[,...]``, e.g. query_recap=on,off; repeat ``--vary`` for a grid."""
+
+    def axes(self) -> list[tuple[str, list[str]]]:
+        """The switch axes in the order given; ValueError names a malformed or repeated one."""
+        axes: list[tuple[str, list[str]]] = []
+        for text in self.vary:
+            name, sep, values_text = str(text).partition("=")
+            name = name.strip()
+            values = list(dict.fromkeys(v.strip() for v in values_text.split(",") if v.strip()))
+            if not sep or not name or not values:
+                raise ValueError(
+                    f"--vary {text!r}: expected NAME=v1,v2[,...], e.g. query_recap=on,off"
+                )
+            if any(name == seen for seen, _ in axes):
+                raise ValueError(
+                    f"--vary names {name!r} twice; give all its values in one NAME=v1,v2"
+                )
+            axes.append((name, values))
+        return axes
+
+    def settings(self) -> list[Settings]:
+        """Every point of the switch grid (the axes' cartesian product); ``[()]`` without axes."""
+        return switch_grid(self.axes())
 
     def rates(self) -> list[float]:
         """The noise rates, ascending and without duplicates; ValueError names a bad one."""
         tokens = [t.strip() for t in str(self.noise).split(",") if t.strip()]
         if not tokens:
-            raise ValueError(f"No noise rates in {self.noise!r}; give a comma list such as 0,0.1,0.2")
+            raise ValueError(
+                f"No noise rates in {self.noise!r}; give a comma list such as 0,0.1,0.2"
+            )
         rates = []
         for token in tokens:
             try:
@@ -102,10 +159,18 @@ class AblateConfig:
 
     def ablation_name(self) -> str:
         policy = Path(self.policy).stem.replace(":", ".")
-        return self.name or f"{Path(self.env).stem}-{policy}-seed{self.seed}"
+        base = f"{Path(self.env).stem}-{policy}-seed{self.seed}"
+        return self.name or (f"{base}-{overrides_slug(self.set)}" if self.set else base)
 
-    def cell_config(self, rate: float) -> RunConfig:
-        """The run behind every mode at one noise rate."""
+    def cell_folder(self, rate: float, settings: Settings = ()) -> str:
+        """The cell's run folder, relative to the ablation folder: one per settings and rate."""
+        rate_folder = f"noise{rate:g}"
+        if not settings:
+            return rate_folder
+        return f"{overrides_slug(settings_overrides(settings))}/{rate_folder}"
+
+    def cell_config(self, rate: float, settings: Settings = ()) -> RunConfig:
+        """The run behind every mode at one noise rate and one point of the switch grid."""
         return RunConfig(
             env=self.env,
             mode=",".join(self.modes()),
@@ -116,9 +181,10 @@ class AblateConfig:
             samples=self.samples,
             seed=self.seed,
             out=self.out,
-            name=f"{self.ablation_name()}/noise{rate:g}",
+            name=f"{self.ablation_name()}/{self.cell_folder(rate, settings)}",
             batch_size=self.batch_size,
             quiet=self.quiet,
+            set=tuple(self.set) + settings_overrides(settings),
         )
 
     def validate(self) -> None:
@@ -132,8 +198,14 @@ class AblateConfig:
             )
         for name in ("samples", "batch_size", "bootstrap"):
             value = getattr(self, name)
+            if name == "samples" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.set or self.vary:
+            for settings in self.settings():  # a bad switch name or value fails here, not mid-grid
+                cell = self.cell_config(0.0, settings)
+                cell.sample_count(cell.env_spec())
 
 
 @dataclass(frozen=True)
@@ -153,13 +225,22 @@ class AblationCell:
     """Upper end of the percentile-bootstrap 95% interval."""
     run: str
     """The cell's run folder, relative to the ablation folder."""
+    settings: Settings = ()
+    """The cell's point on the switch axes."""
+
+    @property
+    def name(self) -> str:
+        """The cell named by its settings: ``query_recap=off, noise=0.1, mode=matpo``."""
+        parts = [*settings_overrides(self.settings), f"noise={self.rate:g}", f"mode={self.mode}"]
+        return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         def number(x: float) -> float | None:  # JSON has no NaN
             return None if math.isnan(x) else x
 
         return {
-            "mode": self.mode, "rate": self.rate, "n": self.n, "episodes": self.episodes,
+            "name": self.name, "mode": self.mode, "rate": self.rate,
+            "settings": dict(self.settings), "n": self.n, "episodes": self.episodes,
             "accuracy": number(self.accuracy), "ci_low": number(self.ci_low),
             "ci_high": number(self.ci_high), "run": self.run,
         }
@@ -185,27 +266,44 @@ class AblationResult:
     resamples: int
     files: dict[str, Path] = field(default_factory=dict)
     """``json``, ``md``, and ``png`` / ``svg`` when matplotlib is installed."""
+    axes: list[tuple[str, list[str]]] = field(default_factory=list)
+    """The switch axes (``--vary``): name and values, in the order given."""
+    overrides: tuple[str, ...] = ()
+    """Overrides every cell shares (``--set``)."""
 
-    def cell(self, mode: str, rate: float) -> AblationCell:
+    @property
+    def grid(self) -> list[Settings]:
+        """Every point of the switch grid, in table order; ``[()]`` without axes."""
+        return switch_grid(self.axes)
+
+    def cell(self, mode: str, rate: float, settings: Settings = ()) -> AblationCell:
         for cell in self.cells:
-            if cell.mode == mode and cell.rate == rate:
+            if cell.mode == mode and cell.rate == rate and cell.settings == tuple(settings):
                 return cell
-        raise KeyError(f"No cell for mode {mode!r} at noise rate {rate:g}")
+        where = f" with {settings_text(settings)}" if settings else ""
+        raise KeyError(f"No cell for mode {mode!r} at noise rate {rate:g}{where}")
 
     def markdown_table(self) -> str:
-        """Rows: noise rates; columns: modes; cells: ``acc [lo, hi] (n)``."""
+        """Rows: switch settings and noise rates; columns: modes; cells: ``acc [lo, hi] (n)``."""
+        names = [name for name, _ in self.axes]
         lines = [
-            "| noise | " + " | ".join(self.modes) + " |",
-            "| ---: | " + " | ".join("---:" for _ in self.modes) + " |",
+            "| " + "".join(f"{name} | " for name in names) + "noise | "
+            + " | ".join(self.modes) + " |",
+            "| " + "".join("--- | " for _ in names) + "---: | "
+            + " | ".join("---:" for _ in self.modes) + " |",
         ]
-        for rate in self.rates:
-            labels = [self.cell(mode, rate).label() for mode in self.modes]
-            lines.append(f"| {rate:g} | " + " | ".join(labels) + " |")
+        for settings in self.grid:
+            for rate in self.rates:
+                labels = [self.cell(mode, rate, settings).label() for mode in self.modes]
+                values = "".join(f"{value} | " for _, value in settings)
+                lines.append(f"| {values}{rate:g} | " + " | ".join(labels) + " |")
         return "\n".join(lines)
 
     def markdown(self) -> str:
+        varied = "".join(f" and {name}" for name, _ in self.axes)
+        shared = f"Every cell runs with {', '.join(self.overrides)}.\n\n" if self.overrides else ""
         return (
-            f"# Accuracy vs tool noise: {self.env}, policy {self.policy}\n\n"
+            f"# Accuracy vs tool noise{varied}: {self.env}, policy {self.policy}\n\n{shared}"
             f"Cells: accuracy [95% percentile-bootstrap interval over questions, {self.resamples} "
             "resamples] (questions).\n\n" + self.markdown_table() + "\n"
         )
@@ -213,8 +311,9 @@ class AblationResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "env": self.env, "policy": self.policy, "modes": self.modes,
-            "rates": self.rates, "confidence": CONFIDENCE, "bootstrap_resamples": self.resamples,
-            "cells": [c.to_dict() for c in self.cells],
+            "rates": self.rates, "vary": {name: values for name, values in self.axes},
+            "overrides": list(self.overrides), "confidence": CONFIDENCE,
+            "bootstrap_resamples": self.resamples, "cells": [c.to_dict() for c in self.cells],
         }
 
 
@@ -242,41 +341,67 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def plot_accuracy(result: AblationResult, noise_kinds: str) -> dict[str, Path]:
-    """``accuracy_vs_noise.png`` and ``.svg``; empty when matplotlib is missing."""
+    """``accuracy_vs_noise.png`` and ``.svg``; empty when matplotlib is missing.
+
+    One line per mode and switch setting against the noise rate; with a single rate and a switch
+    grid, the settings are the x axis instead, so a switch ablation at fixed noise reads directly.
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         return {}
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    grid = result.grid
+    by_settings = len(result.rates) == 1 and len(grid) > 1
+    fig = Figure(figsize=(6.4 if len(grid) < 4 else 8.0, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
-    span = (max(result.rates) - min(result.rates)) or 1.0
-    dodge = 0.012 * span  # modes side by side at each rate, so equal curves stay visible
-    for i, mode in enumerate(result.modes):
-        cells = [c for c in (result.cell(mode, r) for r in result.rates) if c.n > 0]
-        if not cells:
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+              "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
+    lines: list[tuple[str, Settings | None]] = (
+        [(mode, None) for mode in result.modes] if by_settings
+        else [(mode, settings) for settings in grid for mode in result.modes]
+    )
+    positions = list(range(len(grid))) if by_settings else result.rates
+    span = (max(positions) - min(positions)) or 1.0
+    dodge = (0.06 if by_settings else 0.012) * span  # side by side, so equal curves stay visible
+    for i, (mode, settings) in enumerate(lines):
+        if settings is None:
+            points = [(x, result.cell(mode, result.rates[0], s)) for x, s in zip(positions, grid)]
+            label = mode
+        else:
+            points = [(rate, result.cell(mode, rate, settings)) for rate in result.rates]
+            label = f"{mode}, {settings_text(settings)}" if settings else mode
+        points = [(x, c) for x, c in points if c.n > 0]
+        if not points:
             continue
         color = colors[i % len(colors)]
-        x = [c.rate + dodge * (i - (len(result.modes) - 1) / 2) for c in cells]
-        y = [c.accuracy for c in cells]
-        low = [c.ci_low for c in cells]
-        high = [c.ci_high for c in cells]
-        ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
-        ax.errorbar(x, y, yerr=[[a - lo for a, lo in zip(y, low)], [hi - a for a, hi in zip(y, high)]],
-                    color=color, marker="o", capsize=3, label=mode)
-        for cell, xi in zip(cells, x):  # modes alternate above / below their points
+        x = [p + dodge * (i - (len(lines) - 1) / 2) for p, _ in points]
+        y = [c.accuracy for _, c in points]
+        low = [c.ci_low for _, c in points]
+        high = [c.ci_high for _, c in points]
+        if not by_settings:
+            ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
+        yerr = [[a - lo for a, lo in zip(y, low)], [hi - a for a, hi in zip(y, high)]]
+        ax.errorbar(x, y, yerr=yerr, color=color, marker="o", capsize=3, label=label,
+                    linestyle="none" if by_settings else "-")
+        for (_, cell), xi in zip(points, x):  # lines alternate above / below their points
             ax.annotate(f"n={cell.n}", (xi, cell.accuracy), textcoords="offset points",
                         xytext=(0, 7 if i % 2 == 0 else -13), ha="center", fontsize=7, color=color)
-    ax.set_xticks(result.rates)
-    ax.set_xticklabels([f"{r:g}" for r in result.rates])
+    if by_settings:
+        ax.set_xticks(positions)
+        ax.set_xticklabels([settings_text(s).replace(", ", "\n") for s in grid], fontsize=8)
+        rate = result.rates[0]
+        ax.set_xlabel(f"switch settings (tool noise rate {rate:g}, kinds: {noise_kinds})")
+    else:
+        ax.set_xticks(result.rates)
+        ax.set_xticklabels([f"{r:g}" for r in result.rates])
+        ax.set_xlabel(f"tool noise rate (kinds: {noise_kinds})")
     ax.set_ylim(-0.1, 1.1)
-    ax.set_xlabel(f"tool noise rate (kinds: {noise_kinds})")
     ax.set_ylabel(f"accuracy ({CONFIDENCE:.0%} bootstrap CI)")
     ax.set_title(f"{result.env} | policy {result.policy}")
     ax.grid(alpha=0.3)
-    ax.legend(title="mode")
+    ax.legend(title="mode" if by_settings or not result.axes else "mode, settings", fontsize=8)
     files = {}
     for fmt in ("png", "svg"):
         buffer = io.BytesIO()
@@ -290,40 +415,45 @@ def plot_accuracy(result: AblationResult, noise_kinds: str) -> dict[str, Path]:
 def ablate(
     config: AblateConfig, policy: Policy | None = None, *, stream: TextIO | None = None
 ) -> AblationResult:
-    """Run the (noise rate x mode) grid, resuming finished cells, then tabulate and plot it."""
+    """Run the (settings x noise rate x mode) grid, resuming finished cells; tabulate, plot."""
     stream = stream or sys.stdout
     config.validate()
-    rates, modes = config.rates(), config.modes()
-    spec = config.cell_config(rates[0]).env_spec()
+    rates, modes, grid = config.rates(), config.modes(), config.settings()
+    spec = config.cell_config(rates[0], grid[0]).env_spec()
     policy = policy or load_policy(config.policy)
     folder = config.out / config.ablation_name()
     cell_stream = io.StringIO() if config.quiet else stream
 
-    # The questions every cell is scored on, so an old cell run with a larger limit stays comparable.
-    keys = {}
-    for mode in modes:
-        env = MatpoEnv(spec, mode=mode)  # type: ignore[arg-type]
-        tasks = select_tasks(env, config.limit, config.seed)
-        keys[mode] = {f"{task.id}/s{sample}" for task in tasks for sample in range(config.samples)}
-
     cells = []
-    for rate in rates:
-        cell_config = config.cell_config(rate)
-        run(cell_config, policy, stream=cell_stream)
-        run_folder = config.out / cell_config.run_name()
+    for settings in grid:
+        # The questions every cell is scored on, so an old cell run with a larger limit stays
+        # comparable; switches may change the tasks or the repeats, so each setting has its own.
+        cell_spec = config.cell_config(rates[0], settings).env_spec()
+        samples = config.cell_config(rates[0], settings).sample_count(cell_spec)
+        keys = {}
         for mode in modes:
-            records = ResultsFile(run_folder / f"{mode}.jsonl").records
-            records = [r for r in records if r["key"] in keys[mode]]
-            stat = mean_ci(question_scores(records), resamples=config.bootstrap,
-                           confidence=CONFIDENCE, seed=config.seed)
-            cells.append(AblationCell(
-                mode=mode, rate=rate, n=stat.n, episodes=len(records), accuracy=stat.mean,
-                ci_low=stat.low, ci_high=stat.high, run=run_folder.name,
-            ))
+            env = MatpoEnv(cell_spec, mode=mode)  # type: ignore[arg-type]
+            tasks = select_tasks(env, config.limit, config.seed)
+            keys[mode] = {f"{task.id}/s{sample}" for task in tasks for sample in range(samples)}
+        for rate in rates:
+            cell_config = config.cell_config(rate, settings)
+            run(cell_config, policy, stream=cell_stream)
+            run_folder = config.out / cell_config.run_name()
+            for mode in modes:
+                records = ResultsFile(run_folder / f"{mode}.jsonl").records
+                records = [r for r in records if r["key"] in keys[mode]]
+                stat = mean_ci(question_scores(records), resamples=config.bootstrap,
+                               confidence=CONFIDENCE, seed=config.seed)
+                cells.append(AblationCell(
+                    mode=mode, rate=rate, n=stat.n, episodes=len(records), accuracy=stat.mean,
+                    ci_low=stat.low, ci_high=stat.high, run=config.cell_folder(rate, settings),
+                    settings=settings,
+                ))
 
     result = AblationResult(
         name=config.ablation_name(), folder=folder, env=spec.name, policy=policy.name,
-        modes=modes, rates=rates, cells=cells, resamples=config.bootstrap,
+        modes=modes, rates=rates, cells=cells, resamples=config.bootstrap, axes=config.axes(),
+        overrides=tuple(config.set),
     )
     result.files["json"] = folder / "ablation.json"
     result.files["md"] = folder / "ablation.md"
@@ -331,7 +461,8 @@ def ablate(
     write_json_atomic(result.files["json"], {**result.to_dict(), "config": to_dict(config)})
     _write_atomic(result.files["md"], result.markdown().encode("utf-8"))
 
-    print(f"\n{spec.name} | policy {policy.name} | accuracy vs tool noise, "
+    varied = "".join(f" and {name}" for name, _ in result.axes)
+    print(f"\n{spec.name} | policy {policy.name} | accuracy vs tool noise{varied}, "
           f"{CONFIDENCE:.0%} bootstrap CI | results in {folder}", file=stream)
     print(result.markdown_table(), file=stream)
     if "png" not in result.files:

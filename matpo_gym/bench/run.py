@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import random
+import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Annotated, Any, Literal, TextIO
 
+import tyro
 from tqdm.auto import tqdm
 
+from matpo_gym.bench.protocol import PlannedEpisode
 from matpo_gym.bench.results import ResultsFile, write_json_atomic
-from matpo_gym.bench.summary import ModeSummary, format_table, summarize
+from matpo_gym.bench.summary import ModeSummary, format_categories, format_table, summarize
 from matpo_gym.config import to_dict
 from matpo_gym.core.trajectory import EpisodeResult
+from matpo_gym.data.tasks import Task
 from matpo_gym.envs.gym_env import MatpoEnv
 from matpo_gym.envs.spec import MODES, EnvSpec, load_env_spec
 from matpo_gym.policies.base import Policy
@@ -40,11 +47,12 @@ class RunConfig:
     noise: float = 0.0
     """Probability that a tool call is hit by injected noise."""
     noise_kinds: str = "all"
-    """Comma-separated noise kinds, or ``all`` (error, timeout, irrelevant, truncate, corrupt, shuffle)."""
+    """Comma-separated noise kinds, or ``all`` (error, timeout, irrelevant, truncate, corrupt,
+    shuffle)."""
     limit: int | None = 50
     """Questions to evaluate (a seeded sample); None for all."""
-    samples: int = 1
-    """Episodes per question (repeats for pass@k)."""
+    samples: int | None = None
+    """Episodes per question (repeats for pass@k); None: the env's ``[eval] repeats`` (else 1)."""
     split: str | None = None
     """Task split; defaults to the env's."""
     seed: int = 0
@@ -52,7 +60,8 @@ class RunConfig:
     out: Path = Path("runs")
     """Folder for run folders."""
     name: str | None = None
-    """Run folder name; defaults to ``<env>-<policy>-noise<rate>-seed<seed>``. Reusing it resumes."""
+    """Run folder name; defaults to ``<env>-<policy>-noise<rate>-seed<seed>`` (and the ``--set``
+    overrides). Reusing it resumes."""
     batch_size: int = 16
     """Episodes played at once (their turns share one generate call)."""
     threads: int = 8
@@ -69,29 +78,101 @@ class RunConfig:
     """Keep every trajectory in the results file."""
     quiet: bool = False
     """No progress bar."""
+    set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """Env spec overrides, e.g. query_recap=off or limits.worker_turns=5 (repeat ``--set``)."""
 
     def modes(self) -> list[str]:
         modes = [m.strip() for m in self.mode.split(",") if m.strip()]
         bad = [m for m in modes if m not in MODES]
         if bad or not modes:
-            raise ValueError(f"Unknown mode {bad[0] if bad else self.mode!r}; use {', '.join(MODES)}.")
+            shown = bad[0] if bad else self.mode
+            raise ValueError(f"Unknown mode {shown!r}; use {', '.join(MODES)}.")
         return modes
 
     def noise_config(self) -> NoiseConfig:
-        kinds = ALL_KINDS if self.noise_kinds == "all" else tuple(k.strip() for k in self.noise_kinds.split(","))
+        kinds = (
+            ALL_KINDS if self.noise_kinds == "all"
+            else tuple(k.strip() for k in self.noise_kinds.split(","))
+        )
         return NoiseConfig(rate=self.noise, kinds=kinds, seed=self.seed)
 
     def env_spec(self) -> EnvSpec:
-        """The env spec with this run's tool-cache settings applied."""
+        """The env spec with this run's overrides and tool-cache settings applied."""
         spec = load_env_spec(self.env)
+        if self.set:
+            from matpo_gym.envs.overrides import apply_overrides
+
+            spec = apply_overrides(spec, self.set)
         if self.cache_mode == "off" and self.tool_cache is None:
             return spec
         mode = self.cache_mode if self.cache_mode != "off" else "read_write"
         return replace(spec, tools=replace(spec.tools, cache_path=self.tool_cache, cache_mode=mode))
 
+    def sample_count(self, spec: EnvSpec) -> int:
+        """Episodes per question: ``samples``, else the env's default repeats (1 without one)."""
+        samples = self.samples if self.samples is not None else default_repeats(spec)
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be a positive integer, got {samples!r}")
+        return samples
+
     def run_name(self) -> str:
+        """The folder name; overrides change it, so runs with other switches never resume it."""
         policy = Path(self.policy).stem.replace(":", ".")
-        return self.name or f"{Path(self.env).stem}-{policy}-noise{self.noise:g}-seed{self.seed}"
+        base = f"{Path(self.env).stem}-{policy}-noise{self.noise:g}-seed{self.seed}"
+        return self.name or (f"{base}-{overrides_slug(self.set)}" if self.set else base)
+
+
+def default_repeats(spec: EnvSpec) -> int:
+    """The env's ``[eval] repeats`` (the reference protocol's samples per question), else 1."""
+    return int(getattr(getattr(spec, "eval", None), "repeats", 1))
+
+
+_SAFE = re.compile(r"^[A-Za-z0-9_.=-]+$")
+
+
+def overrides_slug(overrides: Sequence[str]) -> str:
+    """A short, stable, file-name-safe name for a list of overrides.
+
+    Readable (``query_recap=off+limits.worker_turns=5``) when the text is short and safe, else a
+    hash of it (``set-1a2b3c4d``); two different lists never get the same name.
+    """
+    items = [o.strip() for o in overrides]
+    text = "+".join(items)
+    if len(text) <= 48 and all(_SAFE.match(o) for o in items):
+        return text
+    return "set-" + hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()[:8]
+
+
+def switch_record(spec: EnvSpec, overrides: Sequence[str]) -> dict[str, Any]:
+    """What run.json keeps of the switches: the overrides as given and the value of every switch."""
+    record: dict[str, Any] = {"overrides": [o.strip() for o in overrides]}
+    try:
+        from matpo_gym.envs.overrides import switch_values
+    except ImportError:
+        return record
+    record["values"] = switch_values(spec)
+    return record
+
+
+def check_resume(folder: Path, overrides: Sequence[str]) -> None:
+    """Refuse to add episodes to a run folder whose results were played with other overrides."""
+    meta_path = folder / "run.json"
+    results = [folder / f"{mode}.jsonl" for mode in MODES]
+    if not meta_path.is_file() or not any(p.is_file() and p.stat().st_size for p in results):
+        return
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return
+    switches = meta.get("switches") if isinstance(meta, dict) else None
+    before = list(switches.get("overrides") or []) if isinstance(switches, dict) else []
+    now = [o.strip() for o in overrides]
+    if before != now:
+        raise ValueError(
+            f"{folder} holds results played with overrides {before or 'none'}, "
+            f"not {now or 'none'}; give another --name (or leave it out: the default name "
+            "follows the overrides)"
+        )
 
 
 def versions() -> dict[str, str]:
@@ -105,8 +186,10 @@ def versions() -> dict[str, str]:
     return out
 
 
-def result_record(result: EpisodeResult, *, key: str, mode: str, sample: int, seconds: float,
-                  family: str, metadata_: dict[str, Any], with_trajectories: bool) -> dict[str, Any]:
+def result_record(
+    result: EpisodeResult, *, key: str, mode: str, sample: int, seconds: float, family: str,
+    metadata_: dict[str, Any], with_trajectories: bool,
+) -> dict[str, Any]:
     """The JSONL record of one finished episode."""
     record = result.to_dict(with_trajectories=with_trajectories)
     record.update(
@@ -121,25 +204,39 @@ def result_record(result: EpisodeResult, *, key: str, mode: str, sample: int, se
     return record
 
 
+def planned_episodes(tasks: Sequence[Task], samples: int) -> list[PlannedEpisode]:
+    """Every (question, sample) of the run, keyed as the results file keys them."""
+    return [
+        PlannedEpisode(f"{task.id}/s{sample}", task.id, task.family, task.metadata)
+        for task in tasks for sample in range(samples)
+    ]
+
+
 def select_tasks(env: MatpoEnv, limit: int | None, seed: int) -> list:
     tasks = list(env.tasks)
     random.Random(seed).shuffle(tasks)
     return tasks if limit is None else tasks[:limit]
 
 
-def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | None = None) -> list[ModeSummary]:
+def run(
+    config: RunConfig, policy: Policy | None = None, *, stream: TextIO | None = None
+) -> list[ModeSummary]:
     """Evaluate; resumes from the run folder's results files when they exist."""
     stream = stream or sys.stdout
     modes = config.modes()
     spec = config.env_spec()
+    samples = config.sample_count(spec)
     noise = config.noise_config()
     policy = policy or load_policy(config.policy)
     folder = config.out / config.run_name()
+    check_resume(folder, config.set)
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         folder / "run.json",
         {
             "config": to_dict(config),
+            "samples": samples,
+            "switches": switch_record(spec, config.set),
             "env_spec": to_dict(spec),
             "policy": policy.name,
             "versions": versions(),
@@ -150,7 +247,8 @@ def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | Non
     scorer = None
     if config.judge is not None:
         fallback = get_scorer(spec.scoring.scorer).primary
-        scorer = judge_scorer(LLMJudge(load_policy(config.judge), kind=config.judge_kind), fallback_metric=fallback)
+        judge = LLMJudge(load_policy(config.judge), kind=config.judge_kind)
+        scorer = judge_scorer(judge, fallback_metric=fallback)
     summaries = []
     for mode in modes:
         def make_env(mode: str = mode) -> MatpoEnv:
@@ -160,20 +258,19 @@ def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | Non
         tasks = select_tasks(probe, config.limit, config.seed)
         results = ResultsFile(folder / f"{mode}.jsonl")
         done = results.done_keys
-        requests = [
-            EpisodeRequest(task, f"{task.id}/s{sample}")
-            for task in tasks
-            for sample in range(config.samples)
-            if f"{task.id}/s{sample}" not in done
-        ]
+        planned = planned_episodes(tasks, samples)
+        by_id = {task.id: task for task in tasks}
+        requests = [EpisodeRequest(by_id[p.task_id], p.key) for p in planned if p.key not in done]
         families = {task.id: (task.family, task.metadata) for task in tasks}
         aliases = {task.id: list(task.aliases) for task in tasks}
-        total = len(tasks) * config.samples
+        total = len(planned)
         bar = tqdm(total=total, initial=total - len(requests), desc=f"{spec.name} [{mode}]",
                    unit="ep", disable=config.quiet, file=sys.stderr, dynamic_ncols=True)
         started = time.perf_counter()
         correct = sum(r["score"] for r in results.records)
-        for result in rollout(make_env, policy, requests, batch_size=config.batch_size, threads=config.threads):
+        played = rollout(make_env, policy, requests, batch_size=config.batch_size,
+                         threads=config.threads)
+        for result in played:
             family, task_metadata = families[result.task_id]
             sample = int(result.episode_id.rsplit("/s", 1)[1])
             record = result_record(
@@ -182,17 +279,23 @@ def run(config: RunConfig, policy: Policy | None = None, *, stream: TextIO | Non
                 with_trajectories=config.save_trajectories,
             )
             if aliases[result.task_id]:
-                record["aliases"] = aliases[result.task_id]  # so a verifier re-scores as the run did
+                record["aliases"] = aliases[result.task_id]  # a verifier re-scores as the run did
             if isinstance(scorer, JudgeScorer):
-                verdict = next((v for v in reversed(scorer.verdicts) if v.task_id == result.task_id), None)
+                verdicts = (v for v in reversed(scorer.verdicts) if v.task_id == result.task_id)
+                verdict = next(verdicts, None)
                 record["judge"] = verdict.to_dict() if verdict is not None else None
             results.append(record)
             correct += result.score
             bar.update(1)
             bar.set_postfix(acc=f"{correct / len(results.records):.3f}")
         bar.close()
-        summaries.append(summarize(mode, results.records))
+        summaries.append(summarize(mode, results.records, planned=planned, seed=config.seed))
     write_json_atomic(folder / "summary.json", [s.to_dict() for s in summaries])
-    print(f"\n{spec.name} | policy {policy.name} | noise {config.noise:g} | results in {folder}", file=stream)
+    switches = f" | {', '.join(config.set)}" if config.set else ""
+    print(f"\n{spec.name} | policy {policy.name} | noise {config.noise:g} | "
+          f"{samples} sample(s) per question{switches} | results in {folder}", file=stream)
     print(format_table(summaries), file=stream)
+    categories = format_categories(summaries)
+    if categories:
+        print(f"\naccuracy per category (questions):\n{categories}", file=stream)
     return summaries
