@@ -365,7 +365,8 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
         models = [Model("sft", mode, 0, sft) for mode in ("single", "matpo")]
         for seed in config.seeds:
             for algo, mode in METHODS.items():
-                _say(stream, f"[2/4] {algo} seed {seed} ({config.rl_steps} steps) -> {config.out / f'{algo}-seed{seed}'}")
+                folder = config.out / f"{algo}-seed{seed}"
+                _say(stream, f"[2/4] {algo} seed {seed} ({config.rl_steps} steps) -> {folder}")
                 started = time.perf_counter()
                 models.append(Model(algo, mode, seed, _train(rl_config(config, algo, seed, sft, envs))))
                 timings.stage(algo, started)

@@ -220,7 +220,8 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
     for method, mode in ROWS:
         for family in families:
             cells = data["noise"][f"{method}/{mode}"][family]
-            noise_rows.append([LABELS[(method, mode)], family] + [_cell_text(cells[f"{r:g}"]) for r in config.noise_rates])
+            texts = [_cell_text(cells[f"{r:g}"]) for r in config.noise_rates]
+            noise_rows.append([LABELS[(method, mode)], family, *texts])
     result.append(Table("Accuracy vs tool noise", ["model", "family"] + [f"noise {r:g}" for r in config.noise_rates],
                         noise_rows, "Every tool call is hit by injected noise (all kinds) with this probability."))
     pressure_rows = []
@@ -243,7 +244,8 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
     stab_rows = [[s["algo"], str(s["seed"]), str(s["steps"]), _number(s["peak"]), _number(s["final"]),
                   {True: "yes", False: "no", None: "n/a"}[s["collapsed"]]] for s in data["stability"]]
     result.append(Table("Training stability", ["method", "seed", "steps", "peak reward", "final reward", "collapsed"],
-                        stab_rows, f"Reward smoothed over 3 steps; collapsed = final below {COLLAPSE_DROP:.0%} of peak."))
+                        stab_rows,
+                        f"Reward smoothed over 3 steps; collapsed = final below {COLLAPSE_DROP:.0%} of peak."))
     budget_rows = [[algo, str(b["steps"]), str(b["generated_tokens"]), str(b["trained_tokens"]),
                     str(b["context_truncations"]), f"{b['seconds']:.0f}"] for algo, b in data["budget"].items()]
     result.append(Table("Training budget actually used (all seeds)",

@@ -152,7 +152,7 @@ class SearchReadPolicy:
         steps = _history(prompt.messages)
         finish = self._finish if prompt.role is Role.WORKER else self._answer
         if prompt.messages and "final summary" in prompt.messages[-1].content and prompt.messages[-1].role == "user":
-            return finish(None, None)
+            return finish(*self._best_so_far(question, steps))  # out of budget: report what was read
         visited = {str(s.call.arguments.get("url")) for s in steps if s.call.name == "browse"}
         wanted = content_words(question)
         hops = 0
@@ -176,6 +176,17 @@ class SearchReadPolicy:
             if step is steps[-1]:
                 return _call("browse", url=target)
         return self._explore(prompt, question, steps, visited, finish)
+
+    def _best_so_far(self, question: str, steps: list[_Step]) -> tuple[str | None, str | None]:
+        """The best-matching fact of the pages read so far (the latest wins), or nothing."""
+        found: tuple[str | None, str | None] = (None, None)
+        for step in steps:
+            if step.call.name == "browse" and step.result.startswith("Title:"):
+                best = self._best_row(page_rows(step.result), content_words(question))
+                if best is not None:
+                    row = best[0]
+                    found = (row.plain, f"{row.label}: {row.plain} ({step.call.arguments.get('url')})")
+        return found
 
     def _explore(self, prompt: Prompt, question: str, steps: list[_Step], visited: set[str], finish) -> str:
         """No answer yet: search, or open the best unvisited result or link."""

@@ -89,7 +89,8 @@ def test_both_methods_get_the_same_budget(repro):
 
 def test_evaluation_questions_are_never_trained_on(repro):
     config, _ = repro
-    train = load_env_spec(str(config.out / "envs" / f"repro-{config.train_family}-train-ctx{config.context_tokens}.toml"))
+    name = f"repro-{config.train_family}-train-ctx{config.context_tokens}.toml"
+    train = load_env_spec(str(config.out / "envs" / name))
     trained = {t.question for t in MatpoEnv(train, mode="single", split="train").tasks}
     evaluated = {r["question"] for path in (config.out / "eval").rglob("*.jsonl") for r in records(path)}
     assert evaluated and not evaluated & trained
