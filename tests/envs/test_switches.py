@@ -311,3 +311,21 @@ def test_leakage_guard_with_the_default_list_leaves_the_offline_world_alone(fram
         env.step(call("search", query=env.episode.task.question))
         env.step(call("browse", url=gold_url(env)))
     assert seen(plain) == seen(guarded)
+
+
+@pytest.mark.parametrize("forced", ["on", "off"])
+def test_scripted_worker_out_of_turns_reports_what_it_read_only_when_asked(frames_spec, forced):
+    from matpo_gym.policies.scripted import SearchReadPolicy
+    from matpo_gym.rollout import EpisodeRequest, rollout
+
+    spec = apply_overrides(frames_spec, [f"forced_summary={forced}", "limits.worker_turns=2",
+                                         "source.difficulty=easy"])
+    env = MatpoEnv(spec, mode="matpo")
+    task = env.tasks[0]
+    (result,) = rollout(lambda: MatpoEnv(spec, mode="matpo"), SearchReadPolicy(), [EpisodeRequest(task, "e")])
+    reports = [m.content for m in result.planner.messages if m.role == "tool"]
+    assert reports  # search + browse used the worker's two turns before it could answer
+    if forced == "on":
+        assert task.answer in reports[0] and result.score == 1.0
+    else:
+        assert reports[0].startswith("The worker was stopped") and "<tool_call>" in reports[0]
