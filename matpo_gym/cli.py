@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"matpo-bench: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nmatpo-bench: interrupted; finished results are saved, rerun the same command to resume.", file=sys.stderr)
+        print(
+            "\nmatpo-bench: interrupted; finished results are saved, rerun the same command to resume.",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

@@ -66,8 +66,10 @@ def info_metadata(value: Any) -> dict[str, Any]:
     """The ``info`` cell (dict or JSON string) as task metadata; lists for the two path fields,
     ``type`` and ``difficulty_level`` in lower case.
 
-    >>> info_metadata('{"domain": "conference", "type": "multi_source", "golden_path": "root->venue"}')
-    {'domain': 'conference', 'type': 'multi_source', 'difficulty_level': '', 'lang': '', 'source_website': [], 'golden_path': ['root->venue']}
+    >>> info_metadata('{"domain": "conference", "type": "multi_source", '
+    ...               '"golden_path": "root->venue"}')  # doctest: +NORMALIZE_WHITESPACE
+    {'domain': 'conference', 'type': 'multi_source', 'difficulty_level': '', 'lang': '',
+     'source_website': [], 'golden_path': ['root->venue']}
     """
     info = as_mapping(value)
     lowered = {str(key).lower(): item for key, item in info.items()}

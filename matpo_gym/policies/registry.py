@@ -124,5 +124,7 @@ def load_policy(name: str, **overrides: Any) -> Policy:
     spec = load_policy_spec(str(path))
     target = spec.target if spec.type == "plugin" else _builtin_types().get(spec.type)
     if target is None:
-        raise ConfigError(f"{path}: unknown policy type {spec.type!r}; use one of {', '.join(_builtin_types())} or 'plugin'.")
+        raise ConfigError(
+            f"{path}: unknown policy type {spec.type!r}; use one of {', '.join(_builtin_types())} or 'plugin'."
+        )
     return _build(load_class(target, base=path.parent), {**spec.args, **overrides}, spec.name)

@@ -389,7 +389,9 @@ def _handler(server: PolicyServer) -> type[BaseHTTPRequestHandler]:
             elif path == "/v1/chat/completions":
                 self._error(405, "Use POST for /v1/chat/completions.", "invalid_request_error")
             else:
-                self._error(404, f"No route {self.path}; see /v1/chat/completions, /v1/models, /health.", "not_found_error")
+                self._error(
+                    404, f"No route {self.path}; see /v1/chat/completions, /v1/models, /health.", "not_found_error"
+                )
 
         def do_POST(self) -> None:
             raw = self._read_body()

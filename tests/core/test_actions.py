@@ -17,7 +17,10 @@ def test_answer_tag_and_boxed():
 
 
 def test_thinking_is_never_an_action():
-    text = "<think>maybe <answer>wrong</answer></think><tool_call>{\"name\": \"search\", \"arguments\": {\"query\": \"x\"}}</tool_call>"
+    text = (
+        "<think>maybe <answer>wrong</answer></think>"
+        "<tool_call>{\"name\": \"search\", \"arguments\": {\"query\": \"x\"}}</tool_call>"
+    )
     assert parse_action(text) == ToolCall("search", {"query": "x"})
     assert isinstance(parse_action("<think>unfinished <answer>1</answer>"), ParseError)
     assert strip_thinking("a<think>b</think>c") == "ac"

@@ -61,7 +61,9 @@ def test_matpo_mode_worker_has_fresh_context_and_summary_returns(frames_spec):
 
     obs, _, _, _, info = env.step(call("search", query=task.question))
     assert info["role"] == "worker" and info["tool_result"].ok
-    obs, _, _, _, info = env.step("<think>secret reasoning</think><answer>It is 42. <think>x</think>Source: page.</answer>")
+    obs, _, _, _, info = env.step(
+        "<think>secret reasoning</think><answer>It is 42. <think>x</think>Source: page.</answer>"
+    )
     assert info["role"] == "planner"
     summary = obs["messages"][-1]
     assert summary["role"] == "tool" and summary["content"] == "It is 42. Source: page."

@@ -161,7 +161,10 @@ def test_stop_sequence_is_cut_by_server_and_tag_reappended():
     assert close_stop_tag("<answer>42", stops) == "<answer>42</answer>"
     assert close_stop_tag("<answer>42</answer>", stops) == "<answer>42</answer>"
     assert close_stop_tag("no tags", stops) == "no tags"
-    assert close_stop_tag('<answer>a</answer> <tool_call>{"x": 1}', stops) == '<answer>a</answer> <tool_call>{"x": 1}</tool_call>'
+    assert (
+        close_stop_tag('<answer>a</answer> <tool_call>{"x": 1}', stops)
+        == '<answer>a</answer> <tool_call>{"x": 1}</tool_call>'
+    )
 
 
 def test_logprobs_pass_through_when_asked():

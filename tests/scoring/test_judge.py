@@ -200,7 +200,9 @@ def test_judge_scorer_batches_many_answers(served_judge):
     assert counting.calls == 1
     assert [r["judge"] for r in results] == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     assert set(results[0]) == {"judge", "f1"} and results[2]["f1"] > 0  # partial overlap
-    assert [v.label for v in scorer.verdicts] == ["CORRECT", "INCORRECT", "INCORRECT", "INCORRECT", "INCORRECT", "INCORRECT"]
+    assert [v.label for v in scorer.verdicts] == [
+        "CORRECT", "INCORRECT", "INCORRECT", "INCORRECT", "INCORRECT", "INCORRECT"
+    ]
 
 
 def test_parse_label():

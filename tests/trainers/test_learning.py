@@ -20,9 +20,19 @@ def bandit_results(policy, step: int, groups: int = 4, size: int = 8):
     results = []
     for index, completion in enumerate(completions):
         reward = float(completion.token_ids[0] % 2 == 0)
-        root = Trajectory(f"q{index // size}/step{step}/g{index % size}/single-0", f"q{index // size}/step{step}/g{index}", Role.SINGLE)
-        root.turns.append(Turn((), completion.text, "answer", completion.prompt_ids, completion.token_ids, completion.logprobs))
-        results.append(EpisodeResult(root.episode_id, f"q{index // size}", "", "", "", reward, reward, "answer", [root], EpisodeStats()))
+        root = Trajectory(
+            f"q{index // size}/step{step}/g{index % size}/single-0",
+            f"q{index // size}/step{step}/g{index}",
+            Role.SINGLE,
+        )
+        root.turns.append(
+            Turn((), completion.text, "answer", completion.prompt_ids, completion.token_ids, completion.logprobs)
+        )
+        results.append(
+            EpisodeResult(
+                root.episode_id, f"q{index // size}", "", "", "", reward, reward, "answer", [root], EpisodeStats()
+            )
+        )
     return results
 
 
@@ -37,7 +47,9 @@ def test_rl_update_raises_reward_on_a_learnable_bandit(tiny_model_dir):
     trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), trainer.device)
     trainer.optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=config.lr, weight_decay=0.0)
     trainer.reference = None
-    policy = HFPolicy.from_pretrained_objects(trainer.model, trainer.tokenizer, temperature=1.0, max_new_tokens=2, seed=0)
+    policy = HFPolicy.from_pretrained_objects(
+        trainer.model, trainer.tokenizer, temperature=1.0, max_new_tokens=2, seed=0
+    )
     trainer.policy = policy
 
     def reward_now(step: int) -> float:

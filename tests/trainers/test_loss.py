@@ -64,7 +64,9 @@ def test_reference_kl_is_added_when_asked():
 
 
 def test_collate_masks_only_the_completion():
-    batch = collate([Sample([1, 2, 3], [4, 5], [-0.1, -0.2], 1.0, "planner"), Sample([1], [9], [-0.3], -1.0, "worker")], pad_id=0)
+    batch = collate(
+        [Sample([1, 2, 3], [4, 5], [-0.1, -0.2], 1.0, "planner"), Sample([1], [9], [-0.3], -1.0, "worker")], pad_id=0
+    )
     assert batch.input_ids.tolist() == [[1, 2, 3, 4, 5], [1, 9, 0, 0, 0]]
     # targets are input_ids[1:]; tokens 4 and 5 (positions 2, 3) and 9 (position 0) are scored
     assert batch.loss_mask.tolist() == [[0, 0, 1, 1], [1, 0, 0, 0]]
