@@ -295,7 +295,7 @@ class Model:
 def evaluate(config: ReproduceConfig, model: Model, envs: EnvFiles) -> None:
     """Greedy held-out evaluation at every noise rate, plus the context sweep at noise 0."""
     from matpo_gym.bench.run import RunConfig, run
-    from matpo_gym.policies.hf import HFPolicy
+    from matpo_gym.policies.hf import HFPolicy, load_pretrained, resolve_device, resolve_dtype
 
     cells = [(family, path, rate) for family, path in envs.eval.items() for rate in config.noise_rates]
     cells += [(f"ctx{ctx}", path, 0.0) for ctx, path in envs.sweep.items()]
@@ -303,8 +303,12 @@ def evaluate(config: ReproduceConfig, model: Model, envs: EnvFiles) -> None:
     pending = [c for c in cells if not _complete(folder / _cell_name(c[0], c[2]), model.mode, config.eval_questions)]
     if not pending:
         return
-    policy = HFPolicy(str(model.checkpoint), device=config.device, temperature=0.0,
-                      max_new_tokens=config.max_new_tokens, seed=model.seed)
+    device = resolve_device(config.device)
+    weights, tokenizer = load_pretrained(str(model.checkpoint), device, resolve_dtype("auto", device))
+    policy = HFPolicy.from_pretrained_objects(
+        weights.eval(), tokenizer, name=f"tiny-{model.method}-{model.mode}-seed{model.seed}", temperature=0.0,
+        max_new_tokens=config.max_new_tokens, seed=model.seed,
+    )
     for label, path, rate in pending:
         run(
             RunConfig(env=str(path), mode=model.mode, noise=rate, limit=config.eval_questions, samples=1,
