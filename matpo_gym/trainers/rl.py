@@ -123,6 +123,8 @@ class RLTrainer:
             state = Checkpoints.restore(resume, self.optimizer)
             self.start_step = int(state["step"])
             self.metrics.truncate_after(self.start_step)
+        else:
+            self.metrics.truncate_after(-1)  # a fresh start redoes whatever an interrupted attempt logged
 
     def _make_env(self, spec, split: str):
         return lambda: MatpoEnv(spec, mode=self.config.mode, split=split, count_tokens=self.policy.count_tokens,

@@ -116,6 +116,8 @@ class SFTTrainer:
         if resume is not None:
             self.start_step = int(Checkpoints.restore(resume, self.optimizer)["step"])
             self.metrics.truncate_after(self.start_step)
+        else:
+            self.metrics.truncate_after(-1)  # a fresh start redoes whatever an interrupted attempt logged
 
     def demonstrations(self) -> list[Demonstration]:
         """Trajectories of correctly answered scripted episodes, tokenised with the model's template."""

@@ -113,3 +113,13 @@ def test_resumed_sft_continues_exactly_where_it_stopped(tiny_model_dir, tmp_path
         return [json.loads(line)["loss"] for line in (tmp_path / folder / "metrics.jsonl").read_text().splitlines()]
 
     assert losses("resumed") == pytest.approx(losses("straight"), rel=1e-5)
+
+
+def test_a_fresh_start_drops_rows_an_interrupted_attempt_logged(tiny_model_dir, tmp_path):
+    from matpo_gym.trainers import main
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 99.0}\n{"step": 2, "loss": 98.0}\n')
+    main(TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=tmp_path, steps=1, lr=1e-3,
+                     sft_demos=4, sft_batch_size=2, sft_mode="single", save_every=0, quiet=True))
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1] and rows[0]["loss"] != 99.0
