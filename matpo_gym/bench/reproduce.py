@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -340,14 +339,6 @@ class _Null:
 # -- the whole pipeline --------------------------------------------------------------------------
 
 
-@dataclass
-class Timings:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def stage(self, name: str, started: float) -> None:
-        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
-
-
 def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
     """Run every missing stage, then write the report; returns the report's Markdown file."""
     from matpo_gym.bench.reproduce_report import build_report
@@ -356,30 +347,20 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
     config = _from_manifest(config) if config.report_only else config.resolved()
     config.out.mkdir(parents=True, exist_ok=True)
     if not config.report_only:
-        timings = Timings()
         _save_manifest(config)
-        started = time.perf_counter()
         envs = write_envs(config)
         model_dir = build_model(config)
-        timings.stage("setup", started)
         _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
-        started = time.perf_counter()
         sft = train_sft(config, model_dir, envs)
-        timings.stage("sft", started)
         models = [Model("sft", mode, 0, sft) for mode in ("single", "matpo")]
         for seed in config.seeds:
             for algo, mode in METHODS.items():
                 folder = config.out / f"{algo}-seed{seed}"
                 _say(stream, f"[2/4] {algo} seed {seed} ({config.rl_steps} steps) -> {folder}")
-                started = time.perf_counter()
                 models.append(Model(algo, mode, seed, _train(rl_config(config, algo, seed, sft, envs))))
-                timings.stage(algo, started)
         for index, model in enumerate(models, 1):
             _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) [{index}/{len(models)}]")
-            started = time.perf_counter()
             evaluate(config, model, envs)
-            timings.stage("evaluation", started)
-        _save_timings(config.out, timings)
     _say(stream, f"[4/4] report -> {config.report}")
     return build_report(config)
 
@@ -388,10 +369,14 @@ def _say(stream: TextIO, text: str) -> None:
     print(text, file=stream, flush=True)
 
 
+RUN_ONLY = ("out", "report", "report_only", "device", "quiet")
+"""Settings that say where and how this invocation runs, not what the reproduction is."""
+
+
 def _save_manifest(config: ReproduceConfig) -> None:
     """``reproduce.json``: the resolved config; a rerun with a different config is refused."""
     path = config.out / "reproduce.json"
-    current = {k: v for k, v in to_dict(config).items() if k not in ("report_only", "quiet", "report", "device")}
+    current = {k: v for k, v in to_dict(config).items() if k not in RUN_ONLY}
     current = json.loads(json.dumps(current, default=str))
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -405,21 +390,12 @@ def _save_manifest(config: ReproduceConfig) -> None:
     path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
 
 
-def _save_timings(out: Path, timings: Timings) -> None:
-    path = out / "timings.json"
-    previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    for key, value in timings.seconds.items():
-        previous[key] = previous.get(key, 0.0) + value
-    path.write_text(json.dumps(previous, indent=2) + "\n", encoding="utf-8")
-
-
 def _from_manifest(config: ReproduceConfig) -> ReproduceConfig:
     """The settings a finished reproduction ran with (a report must describe that run)."""
     saved = load_manifest(config.out)
-    values = {f.name: saved[f.name] for f in fields(config) if f.name in saved}
+    values = {f.name: saved[f.name] for f in fields(config) if f.name in saved and f.name not in RUN_ONLY}
     for name in ("eval_families", "seeds", "noise_rates", "context_sweep"):
         values[name] = tuple(values[name])
-    values["out"] = Path(values["out"])
     return replace(config, **values)
 
 

@@ -121,6 +121,17 @@ def budget(out: Path, algo: str, seeds: Sequence[int]) -> dict[str, float]:
     }
 
 
+def compute_seconds(out: Path, seeds: Sequence[int]) -> dict[str, float]:
+    """Seconds each stage computed, summed from its own logs (so a resumed run counts every part)."""
+    sft = sum(float(r.get("seconds", 0)) for r in _records(out / "sft" / "metrics.jsonl"))
+    times = {"sft": sft, **{algo: budget(out, algo, seeds)["seconds"] for algo in METHODS}}
+    evaluation = 0.0
+    for path in (out / "eval").glob("*/*/*.jsonl"):
+        evaluation += max((float(r.get("seconds", 0)) for r in _records(path)), default=0.0)
+    times["evaluation"] = evaluation
+    return times
+
+
 # -- the report ---------------------------------------------------------------------------------
 
 
@@ -154,7 +165,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
                    for algo in METHODS},
         "stability": [stability(out, algo, s) for algo in METHODS for s in seeds],
         "budget": {algo: budget(out, algo, seeds) for algo in METHODS},
-        "timings": json.loads((out / "timings.json").read_text()) if (out / "timings.json").is_file() else {},
+        "compute_seconds": compute_seconds(out, seeds),
     }
 
 
@@ -280,6 +291,8 @@ def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> list[P
             ax.plot(x, [p["mean"] for p in points], marker="o", markersize=3, color=COLORS[algo], label=algo)
             ax.fill_between(x, [p["low"] for p in points], [p["high"] for p in points], color=COLORS[algo], alpha=0.2)
         ax.set_xlabel("step")
+        if key == "eval_accuracy":
+            ax.set_ylim(-0.02, max(0.1, ax.get_ylim()[1]))
         ax.set_title(f"{'training reward' if key == 'reward' else 'held-out accuracy'} (mean, 95% CI over seeds)")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -341,8 +354,7 @@ def _json_ready(value: Any) -> Any:
 
 def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
     c = data["config"]
-    timings = data["timings"]
-    minutes = sum(timings.values()) / 60 if timings else math.nan
+    minutes = sum(data["compute_seconds"].values()) / 60
     return [
         "# MATPO vs single-agent GRPO on the offline world",
         "",
@@ -358,7 +370,8 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
         f"at most {c['summary_chars']} characters. Model: tiny Llama, hidden {c['hidden_size']}, "
         f"{c['num_layers']} layers, vocabulary {c['vocab_size']}.",
         "",
-        f"Wall time of the stages: {_number(minutes, 1)} minutes. Rerun with "
+        f"Compute time of the stages, from their logs: {_number(minutes, 1)} minutes "
+        f"({', '.join(f'{k} {v / 60:.1f}' for k, v in data['compute_seconds'].items())}). Rerun with "
         f"`matpo-bench reproduce --preset {config.preset}`.",
         "",
     ]
