@@ -298,8 +298,9 @@ def evaluate(config: ReproduceConfig, model: Model, envs: EnvFiles) -> None:
 
     cells = [(family, path, rate) for family, path in envs.eval.items() for rate in config.noise_rates]
     cells += [(f"ctx{ctx}", path, 0.0) for ctx, path in envs.sweep.items()]
-    folder = config.out / "eval" / f"{model.method}-{model.mode}-seed{model.seed}"
-    pending = [c for c in cells if not _complete(folder / _cell_name(c[0], c[2]), model.mode, config.eval_questions)]
+    folder = config.out / "eval"
+    pending = [c for c in cells
+               if not _complete(folder / cell_name(model, c[0], c[2]), model.mode, config.eval_questions)]
     if not pending:
         return
     device = resolve_device(config.device)
@@ -311,13 +312,14 @@ def evaluate(config: ReproduceConfig, model: Model, envs: EnvFiles) -> None:
     for label, path, rate in pending:
         run(
             RunConfig(env=str(path), mode=model.mode, noise=rate, limit=config.eval_questions, samples=1,
-                      seed=model.seed, out=folder, name=_cell_name(label, rate), quiet=config.quiet),
+                      seed=model.seed, out=folder, name=cell_name(model, label, rate), quiet=config.quiet),
             policy, stream=_Null(),
         )
 
 
-def _cell_name(label: str, rate: float) -> str:
-    return f"{label}-noise{rate:g}"
+def cell_name(model: Model, label: str, rate: float) -> str:
+    """The run folder of one evaluation cell; unique, so a results store can hold every cell."""
+    return f"{model.method}-{model.mode}-seed{model.seed}-{label}-noise{rate:g}"
 
 
 def _complete(folder: Path, mode: str, questions: int) -> bool:

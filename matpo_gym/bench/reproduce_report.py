@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matpo_gym.bench.reproduce import METHODS, ReproduceConfig, load_manifest
+from matpo_gym.bench.reproduce import METHODS, Model, ReproduceConfig, cell_name, load_manifest
 from matpo_gym.bench.stats import mean_ci
 
 ROWS = (("sft", "single"), ("sft", "matpo"), ("grpo", "single"), ("matpo", "matpo"))
@@ -59,7 +59,7 @@ def cell(out: Path, method: str, mode: str, seeds: Sequence[int], label: str, ra
     """Pool the records of every seed's run of this cell."""
     records: list[dict[str, Any]] = []
     for seed in seeds:
-        folder = out / "eval" / f"{method}-{mode}-seed{seed}" / f"{label}-noise{rate:g}"
+        folder = out / "eval" / cell_name(Model(method, mode, seed, out), label, rate)
         records += _records(folder / f"{mode}.jsonl")
     scores = [float(r["score"]) for r in records]
     if not scores:
@@ -126,7 +126,7 @@ def compute_seconds(out: Path, seeds: Sequence[int]) -> dict[str, float]:
     sft = sum(float(r.get("seconds", 0)) for r in _records(out / "sft" / "metrics.jsonl"))
     times = {"sft": sft, **{algo: budget(out, algo, seeds)["seconds"] for algo in METHODS}}
     evaluation = 0.0
-    for path in (out / "eval").glob("*/*/*.jsonl"):
+    for path in (out / "eval").glob("*/*.jsonl"):
         evaluation += max((float(r.get("seconds", 0)) for r in _records(path)), default=0.0)
     times["evaluation"] = evaluation
     return times

@@ -56,7 +56,7 @@ def test_numbers_come_from_the_records(repro):
         for family in config.eval_families:
             for rate in config.noise_rates:
                 scores = [r["score"] for s in seeds for r in records(
-                    config.out / "eval" / f"{method}-{mode}-seed{s}" / f"{family}-noise{rate:g}" / f"{mode}.jsonl")]
+                    config.out / "eval" / f"{method}-{mode}-seed{s}-{family}-noise{rate:g}" / f"{mode}.jsonl")]
                 assert len(scores) == config.eval_questions * len(seeds)
                 cell = data["noise"][f"{method}/{mode}"][family][f"{rate:g}"]
                 assert cell["n"] == len(scores)
