@@ -78,6 +78,9 @@ class TrainConfig:
     sft_batch_size: int = 16
     sft_mode: Literal["matpo", "single", "both"] = "both"
     """SFT: which mode's demonstrations to imitate."""
+    sft_worlds: int = 1
+    """SFT: collect demonstrations in this many offline worlds (the env's, then the next seeds),
+    ``sft_demos`` in each; names the model has never seen teach it to copy rather than memorise."""
     eval_every: int = 5
     """Evaluate on held-out questions every N steps (0: only at the end)."""
     eval_questions: int = 32

@@ -293,8 +293,9 @@ class Plan:
         call = (f"tokens per model call: <= {self.max_call_tokens:,} (prompt budget + "
                 f"{cfg.max_new_tokens:,} generated)")
         if cfg.algo == "sft":
-            demos = (f"a batch of {cfg.sft_batch_size} model turns from up to {cfg.sft_demos:,} "
-                     f"scripted episodes per mode ({cfg.sft_mode}; correct ones kept)")
+            demos = (f"a batch of {cfg.sft_batch_size} trajectories from up to {cfg.sft_demos:,} "
+                     f"scripted episodes per mode and world ({cfg.sft_mode}, {cfg.sft_worlds} world(s); "
+                     f"correct ones kept)")
             return [("per step", demos), ("", call)]
         rollouts, turns = self.rollouts_per_step, self.max_turns_per_rollout
         share = math.ceil(cfg.questions_per_step / self.launch.processes) * cfg.group_size
@@ -487,7 +488,7 @@ def training_dtypes(config: TrainConfig, launch: Launch) -> tuple[tuple[str, int
 def check(config: TrainConfig) -> None:
     """Values a run would fail on, or learn nothing from: a one-line :class:`ConfigError`."""
     positive = ("steps", "questions_per_step", "group_size", "max_new_tokens", "micro_batch_tokens",
-                "rollout_batch", "sft_demos", "sft_batch_size", "epochs_per_step")
+                "rollout_batch", "sft_demos", "sft_batch_size", "sft_worlds", "epochs_per_step")
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")

@@ -14,13 +14,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from matpo_gym.envs.gym_env import MatpoEnv
+from matpo_gym.envs.spec import EnvSpec
 from matpo_gym.policies.hf import resolve_device
 from matpo_gym.policies.scripted import SearchReadPolicy
 from matpo_gym.rollout import EpisodeRequest, rollout
@@ -110,7 +111,7 @@ class SFTTrainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
         self.spec = env_spec_for(cfg, cfg.env)
-        self.samples = self.demonstrations()
+        self.samples = [d for spec in self.demonstration_specs() for d in self.demonstrations(spec)]
         if not self.samples:
             raise RuntimeError("The scripted policy solved no training question; no demonstrations to learn from.")
         if resume is not None:
@@ -119,7 +120,19 @@ class SFTTrainer:
         else:
             self.metrics.truncate_after(-1)  # a fresh start redoes whatever an interrupted attempt logged
 
-    def demonstrations(self) -> list[Demonstration]:
+    def demonstration_specs(self) -> list[EnvSpec]:
+        """The env, plus ``sft_worlds - 1`` more offline worlds (world seeds after the env's own).
+
+        A tiny model imitating one world memorises its few hundred names instead of learning to
+        copy a name from its prompt; worlds with other names make copying the only way to fit.
+        """
+        extra = self.config.sft_worlds - 1
+        if extra and self.spec.source.kind != "world":
+            raise ValueError(f"sft_worlds > 1 needs an offline-world env; {self.spec.name!r} is not one.")
+        world = self.spec.world
+        return [self.spec] + [replace(self.spec, world=replace(world, seed=world.seed + 1 + i)) for i in range(extra)]
+
+    def demonstrations(self, spec: EnvSpec) -> list[Demonstration]:
         """Trajectories of correctly answered scripted episodes, tokenised with the model's template."""
         cfg = self.config
         modes = ["matpo", "single"] if cfg.sft_mode == "both" else [cfg.sft_mode]
@@ -128,7 +141,7 @@ class SFTTrainer:
         policy = SearchReadPolicy()
         for mode in modes:
             def make_env(mode: str = mode) -> MatpoEnv:
-                return MatpoEnv(self.spec, mode=mode, split="train")  # type: ignore[arg-type]
+                return MatpoEnv(spec, mode=mode, split="train")  # type: ignore[arg-type]
 
             tasks = list(make_env().tasks)
             random.Random(cfg.seed).shuffle(tasks)

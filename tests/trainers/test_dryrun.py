@@ -35,7 +35,7 @@ def test_every_recipe_validates_and_prints_its_numbers(capsys, path):
     assert re.search(r"memory +(bfloat16|float32): weights [\d.,]+ [MG]iB \+ grads", out)
     assert "activations of" in out and f"train env  {config.env}:" in out
     if config.algo == "sft":
-        assert f"a batch of {config.sft_batch_size} model turns" in out
+        assert f"a batch of {config.sft_batch_size} trajectories" in out
     else:
         rollouts = config.questions_per_step * config.group_size
         per_step = f"{config.questions_per_step:,} questions x G {config.group_size}"

@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 
 from matpo_gym.core.messages import Message, Prompt, Role  # noqa: E402
 from matpo_gym.core.trajectory import EpisodeResult, EpisodeStats, Trajectory, Turn  # noqa: E402
+from matpo_gym.envs.spec import load_env_spec  # noqa: E402
 from matpo_gym.trainers.config import TrainConfig  # noqa: E402
 from matpo_gym.trainers.distributed import DataParallel  # noqa: E402
 from matpo_gym.trainers.rl import RLTrainer  # noqa: E402
@@ -123,3 +124,27 @@ def test_a_fresh_start_drops_rows_an_interrupted_attempt_logged(tiny_model_dir, 
                      sft_demos=4, sft_batch_size=2, sft_mode="single", save_every=0, quiet=True))
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1] and rows[0]["loss"] != 99.0
+
+
+def test_sft_worlds_adds_demonstrations_from_worlds_with_other_names(tiny_model_dir, tmp_path):
+    from matpo_gym.trainers.sft import SFTTrainer
+
+    config = TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=tmp_path, steps=1,
+                         sft_demos=3, sft_mode="single", sft_worlds=2, quiet=True)
+    trainer = SFTTrainer(config)
+    trainer.setup()
+    specs = trainer.demonstration_specs()
+    assert [s.world.seed for s in specs] == [0, 1]
+    first, second = (trainer.demonstrations(spec) for spec in specs)
+    assert first and second and len(trainer.samples) == len(first) + len(second)
+    decode = trainer.tokenizer.decode
+    assert {decode(d.ids) for d in first}.isdisjoint(decode(d.ids) for d in second)
+
+
+def test_sft_worlds_needs_an_offline_world(tiny_model_dir, tmp_path):
+    from matpo_gym.trainers.sft import SFTTrainer
+
+    trainer = SFTTrainer(TrainConfig(algo="sft", model=str(tiny_model_dir), env="frames", out=tmp_path, sft_worlds=2))
+    trainer.spec = load_env_spec("frames")
+    with pytest.raises(ValueError, match="offline-world env"):
+        trainer.demonstration_specs()
