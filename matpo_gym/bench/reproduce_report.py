@@ -358,7 +358,8 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
     return [
         "# MATPO vs single-agent GRPO on the offline world",
         "",
-        f"Preset `{config.preset}`: one SFT warm start ({c['sft_steps']} steps on scripted demonstrations), then "
+        f"Preset `{config.preset}`: one SFT warm start ({c['sft_steps']} steps on scripted demonstrations from "
+        f"{c.get('sft_worlds', 1)} offline world(s)), then "
         f"GRPO (single agent) and MATPO (planner + worker, the same weights) for {c['rl_steps']} steps each "
         f"from it, with {c['questions_per_step']} questions x G = {c['group_size']} rollouts per step, "
         f"{c['max_new_tokens']} tokens per turn, {c['turns']} turns per role, seeds {c['seeds']}. "
