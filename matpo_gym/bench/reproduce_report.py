@@ -221,8 +221,14 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
     for method, mode in ROWS:
         row = data["table"][f"{method}/{mode}"]
         main_rows.append([LABELS[(method, mode)]] + [_cell_text(row[f]) for f in families] + [_number(row["average"])])
-    main_rows.append(["MATPO vs GRPO, relative"] + [_pct(data["relative_gain"][f]) for f in families]
-                     + [_pct(data["relative_gain"]["average"])])
+    gains = []
+    for family in families:
+        text = _pct(data["relative_gain"][family])
+        grpo, matpo = data["table"]["grpo/single"][family], data["table"]["matpo/matpo"][family]
+        if grpo["n"] and matpo["n"] and grpo["low"] <= matpo["high"] and matpo["low"] <= grpo["high"]:
+            text += ", intervals overlap"
+        gains.append(text)
+    main_rows.append(["MATPO vs GRPO, relative", *gains, _pct(data["relative_gain"]["average"])])
     seeds_note = (f"Greedy accuracy on held-out test questions at noise 0; trained methods pooled over seeds "
                   f"{', '.join(map(str, config.seeds))}; 95% bootstrap interval over episodes.")
     result = [Table("Accuracy per family (the paper's table, in miniature)",
