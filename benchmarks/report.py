@@ -53,12 +53,26 @@ def render(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(previous: str, fresh: str) -> str:
+    """``fresh`` with the rows of ``previous`` it did not rerun kept (a ``-k`` run updates its rows only)."""
+    def rows(text: str) -> dict[str, str]:
+        return {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| `")}
+
+    kept = {**rows(previous), **rows(fresh)}
+    head = [line for line in fresh.splitlines() if not line.startswith("| `")]
+    return "\n".join(head + list(kept.values())) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-k", dest="expression", help="pytest -k expression selecting benchmarks")
+    parser.add_argument("-k", dest="expression", help="pytest -k expression selecting benchmarks; other rows are kept")
     args = parser.parse_args()
-    (HERE / "RESULTS.md").write_text(render(run_suites(args.expression)))
-    print((HERE / "RESULTS.md").read_text())
+    path = HERE / "RESULTS.md"
+    text = render(run_suites(args.expression))
+    if args.expression and path.is_file():
+        text = merge(path.read_text(), text)
+    path.write_text(text)
+    print(path.read_text())
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ def test_rollout_throughput(benchmark, batch_size):
     benchmark.extra_info["episodes_per_second"] = EPISODES / benchmark.stats.stats.mean
 
 
-def test_trainer_step_time(benchmark):
-    """One RL update (forward, clipped loss, backward, AdamW) on 32 sequences of 512 tokens."""
+@pytest.mark.parametrize("head", ["all-positions", "generated-only"])
+def test_trainer_step_time(benchmark, head):
+    """One RL update (forward, clipped loss, backward, AdamW) on 32 sequences of 512 tokens, 64 of
+    them generated; the trainer runs the LM head on generated positions only (``generated-only``)."""
     from matpo_gym.trainers.batch import Sample, collate, token_logprobs
     from matpo_gym.trainers.loss import policy_loss
 
@@ -58,7 +60,8 @@ def test_trainer_step_time(benchmark):
     def step():
         model.train()
         optimizer.zero_grad()
-        logprobs = token_logprobs(model, batch.input_ids, batch.attention_mask)
+        positions = batch.loss_mask.bool() if head == "generated-only" else None
+        logprobs = token_logprobs(model, batch.input_ids, batch.attention_mask, positions=positions)
         loss, _ = policy_loss(logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask)
         loss.backward()
         optimizer.step()
