@@ -168,21 +168,22 @@ def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
     """
     targets = input_ids[:, 1:]
     decoder, head = getattr(model, "get_decoder", None), getattr(model, "get_output_embeddings", None)
-    if positions is not None and decoder is not None and head is not None and head() is not None:
+    sparse = positions is not None and decoder is not None and head is not None and head() is not None
+    if sparse:
         hidden = decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
-        logits = head()(hidden[positions])                                               # [N, V]
-        if temperature != 1.0:
-            logits = logits / temperature
-        picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[positions].unsqueeze(-1)).squeeze(-1)
-        out = torch.zeros(targets.shape, dtype=picked.dtype, device=picked.device)
-        out[positions] = picked
-        return out
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]  # [B, T-1, V]
+        logits, wanted = head()(hidden[positions]), targets[positions]                 # [N, V], [N]
+    else:
+        logits, wanted = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1], targets
     if temperature != 1.0:
         logits = logits / temperature
-    logprobs = torch.log_softmax(logits.float(), dim=-1)                                # [B, T-1, V]
-    logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)                   # [B, T-1]
-    return logprobs if positions is None else logprobs * positions
+    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, wanted.unsqueeze(-1)).squeeze(-1)
+    if positions is None:
+        return picked                                                                   # [B, T-1]
+    if not sparse:
+        return picked * positions
+    out = torch.zeros(targets.shape, dtype=picked.dtype, device=picked.device)
+    out[positions] = picked
+    return out
 
 
 def micro_batches(samples: Sequence[Sample], max_tokens: int) -> Iterator[list[Sample]]:

@@ -31,3 +31,22 @@ def test_positions_match_the_full_computation(tiny_model_dir, temperature):
     full[positions].sum().backward()
     for a, b in zip(sparse, (p.grad for p in model.parameters())):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_a_model_without_a_separate_head_falls_back_to_full_logits(tiny_model_dir):
+    model, _ = load_tiny(tiny_model_dir)
+
+    class Opaque(torch.nn.Module):  # only forward(): no get_decoder / get_output_embeddings
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, **kwargs):
+            return self.inner(**kwargs)
+
+    input_ids = torch.randint(10, 200, (2, 9), generator=torch.Generator().manual_seed(1))
+    attention = torch.ones_like(input_ids)
+    positions = torch.zeros((2, 8), dtype=torch.bool)
+    positions[0, 2:5] = positions[1, 6:] = True
+    expected = token_logprobs(model, input_ids, attention, positions=positions)
+    assert torch.allclose(token_logprobs(Opaque(), input_ids, attention, positions=positions), expected, atol=1e-5)
