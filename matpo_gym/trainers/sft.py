@@ -3,8 +3,9 @@
 A randomly initialised model never writes a well-formed tool call, so RL has no signal to start
 from. Demonstrations come from :class:`~matpo_gym.policies.scripted.SearchReadPolicy` on the
 train split; only episodes it answered correctly are kept (rejection sampling). A trajectory is
-one sequence when each turn's prompt (chat template) extends the previous prompt and completion,
-which holds unless the context was cut; otherwise it splits where the prefix breaks. The loss is
+one sequence when each turn's prompt (encoded by ``chat_prompt_ids``, as the policies encode it at
+rollout time) extends the previous prompt and completion, which holds unless the context was
+cut; otherwise it splits where the prefix breaks. The loss is
 on the generated tokens (completion plus end-of-turn) only, and the LM head runs on those
 positions alone: a multi-turn demonstration costs one forward pass, not one per turn.
 """
@@ -20,9 +21,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from matpo_gym.core.messages import Prompt
 from matpo_gym.envs.gym_env import MatpoEnv
 from matpo_gym.envs.spec import EnvSpec
-from matpo_gym.policies.hf import resolve_device
+from matpo_gym.policies.hf import chat_prompt_ids, resolve_device
 from matpo_gym.policies.scripted import SearchReadPolicy
 from matpo_gym.rollout import EpisodeRequest, rollout
 from matpo_gym.trainers.batch import token_logprobs
@@ -35,13 +37,6 @@ from matpo_gym.trainers.state import (
     plot_curves,
     seed_everything,
 )
-
-
-def chat_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-        ids = ids["input_ids"]
-    return list(ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +147,7 @@ class SFTTrainer:
                 for trajectory in result.trajectories:
                     turns = []
                     for turn in trajectory.turns:
-                        prompt = chat_ids(self.tokenizer, [m.to_dict() for m in turn.prompt])
+                        prompt = chat_prompt_ids(self.tokenizer, Prompt(trajectory.role, turn.prompt, trajectory.id))
                         completion = self.tokenizer.encode(turn.completion, add_special_tokens=False)
                         if eos is not None:
                             completion.append(eos)
