@@ -19,6 +19,7 @@ evaluation to show how the gap moves with the pressure.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import dataclass, fields, replace
@@ -316,7 +317,7 @@ def evaluate(config: ReproduceConfig, model: Model, envs: EnvFiles) -> None:
         run(
             RunConfig(env=str(path), mode=model.mode, noise=rate, limit=config.eval_questions, samples=1,
                       seed=model.seed, out=folder, name=cell_name(model, label, rate), quiet=config.quiet),
-            policy, stream=_Null(),
+            policy, stream=io.StringIO(),  # each cell's table is in the report
         )
 
 
@@ -331,14 +332,6 @@ def _complete(folder: Path, mode: str, questions: int) -> bool:
         return False
     with path.open(encoding="utf-8") as handle:
         return sum(1 for line in handle if line.strip()) >= questions
-
-
-class _Null:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 # -- the whole pipeline --------------------------------------------------------------------------

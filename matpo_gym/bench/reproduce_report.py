@@ -12,7 +12,7 @@ import html
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,8 @@ class Cell:
     truncations: float
     """Context truncations per episode."""
 
-    def text(self) -> str:
-        if self.n == 0:
-            return "n/a"
-        return f"{self.accuracy:.3f} [{self.low:.3f}, {self.high:.3f}] (n={self.n})"
-
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+        return asdict(self)
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -83,11 +78,11 @@ def relative_gain(matpo: float, grpo: float) -> float:
 # -- learning curves and stability --------------------------------------------------------------
 
 
-def curves(out: Path, algo: str, seeds: Sequence[int], key: str) -> list[dict[str, float]]:
-    """Per step: mean of ``key`` over the seeds that logged it, with a 95% bootstrap interval."""
+def curves(logs: Sequence[list[dict[str, Any]]], key: str) -> list[dict[str, float]]:
+    """Per step: mean of ``key`` over the seeds' logs that have it, with a 95% bootstrap interval."""
     by_step: dict[int, list[float]] = {}
-    for seed in seeds:
-        for row in _records(out / f"{algo}-seed{seed}" / "metrics.jsonl"):
+    for rows in logs:
+        for row in rows:
             value = row.get(key)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 by_step.setdefault(int(row["step"]), []).append(float(value))
@@ -98,9 +93,9 @@ def curves(out: Path, algo: str, seeds: Sequence[int], key: str) -> list[dict[st
     return points
 
 
-def stability(out: Path, algo: str, seed: int) -> dict[str, Any]:
+def stability(rows: list[dict[str, Any]], algo: str, seed: int) -> dict[str, Any]:
     """Peak and final training reward (moving average of 3 steps) and whether the run collapsed."""
-    rewards = [float(r["reward"]) for r in _records(out / f"{algo}-seed{seed}" / "metrics.jsonl") if "reward" in r]
+    rewards = [float(r["reward"]) for r in rows if "reward" in r]
     if not rewards:
         return {"algo": algo, "seed": seed, "steps": 0, "peak": None, "final": None, "collapsed": None}
     smooth = [sum(rewards[max(0, i - 2): i + 1]) / len(rewards[max(0, i - 2): i + 1]) for i in range(len(rewards))]
@@ -109,9 +104,9 @@ def stability(out: Path, algo: str, seed: int) -> dict[str, Any]:
     return {"algo": algo, "seed": seed, "steps": len(rewards), "peak": peak, "final": final, "collapsed": collapsed}
 
 
-def budget(out: Path, algo: str, seeds: Sequence[int]) -> dict[str, float]:
-    """What each method actually consumed: episodes, generated tokens, seconds."""
-    rows = [r for seed in seeds for r in _records(out / f"{algo}-seed{seed}" / "metrics.jsonl") if "reward" in r]
+def budget(logs: Sequence[list[dict[str, Any]]]) -> dict[str, float]:
+    """What a method actually consumed over its seeds' logs: steps, generated tokens, seconds."""
+    rows = [r for seed_rows in logs for r in seed_rows if "reward" in r]
     return {
         "steps": len(rows),
         "generated_tokens": sum(r.get("generated_tokens", 0) for r in rows),
@@ -121,10 +116,10 @@ def budget(out: Path, algo: str, seeds: Sequence[int]) -> dict[str, float]:
     }
 
 
-def compute_seconds(out: Path, seeds: Sequence[int]) -> dict[str, float]:
+def compute_seconds(out: Path, budgets: dict[str, dict[str, float]]) -> dict[str, float]:
     """Seconds each stage computed, summed from its own logs (so a resumed run counts every part)."""
     sft = sum(float(r.get("seconds", 0)) for r in _records(out / "sft" / "metrics.jsonl"))
-    times = {"sft": sft, **{algo: budget(out, algo, seeds)["seconds"] for algo in METHODS}}
+    times = {"sft": sft, **{algo: b["seconds"] for algo, b in budgets.items()}}
     evaluation = 0.0
     for path in (out / "eval").glob("*/*.jsonl"):
         evaluation += max((float(r.get("seconds", 0)) for r in _records(path)), default=0.0)
@@ -136,42 +131,43 @@ def compute_seconds(out: Path, seeds: Sequence[int]) -> dict[str, float]:
 
 
 def collect(config: ReproduceConfig) -> dict[str, Any]:
-    """Every number of the report, from the run folder's records."""
+    """Every number of the report, from the run folder's records (each file read once)."""
     out, seeds = config.out, config.seeds
     families = list(config.eval_families)
+    cells: dict[tuple[str, str, str, float], dict[str, Any]] = {}
+
+    def pooled(method: str, mode: str, label: str, rate: float) -> dict[str, Any]:
+        key = (method, mode, label, rate)
+        if key not in cells:
+            cells[key] = cell(out, method, mode, _seeds(method, seeds), label, rate).to_dict()
+        return cells[key]
+
     table: dict[str, dict[str, Any]] = {}
     for method, mode in ROWS:
-        row = {f: cell(out, method, mode, _seeds(method, seeds), f, 0.0) for f in families}
-        accuracies = [c.accuracy for c in row.values() if c.n]
-        row_dict: dict[str, Any] = {f: c.to_dict() for f, c in row.items()}
-        row_dict["average"] = sum(accuracies) / len(accuracies) if accuracies else math.nan
-        table[f"{method}/{mode}"] = row_dict
-    gains = {f: relative_gain(_accuracy(table["matpo/matpo"][f]), _accuracy(table["grpo/single"][f]))
+        row: dict[str, Any] = {f: pooled(method, mode, f, 0.0) for f in families}
+        accuracies = [c["accuracy"] for c in row.values() if c["n"]]
+        row["average"] = sum(accuracies) / len(accuracies) if accuracies else math.nan
+        table[f"{method}/{mode}"] = row
+    gains = {f: relative_gain(table["matpo/matpo"][f]["accuracy"], table["grpo/single"][f]["accuracy"])
              for f in families}
     gains["average"] = relative_gain(table["matpo/matpo"]["average"], table["grpo/single"]["average"])
-    noise = {f"{m}/{mode}": {f: {f"{r:g}": cell(out, m, mode, _seeds(m, seeds), f, r).to_dict()
-                                 for r in config.noise_rates} for f in families}
+    noise = {f"{m}/{mode}": {f: {f"{r:g}": pooled(m, mode, f, r) for r in config.noise_rates} for f in families}
              for m, mode in ROWS}
-    pressure = {f"{m}/{mode}": {str(c): cell(out, m, mode, _seeds(m, seeds), f"ctx{c}", 0.0).to_dict()
-                                for c in config.context_sweep} for m, mode in ROWS}
-    manifest = load_manifest(out)
+    pressure = {f"{m}/{mode}": {str(c): pooled(m, mode, f"ctx{c}", 0.0) for c in config.context_sweep}
+                for m, mode in ROWS}
+    logs = {algo: [_records(out / f"{algo}-seed{s}" / "metrics.jsonl") for s in seeds] for algo in METHODS}
+    budgets = {algo: budget(logs[algo]) for algo in METHODS}
     return {
-        "config": manifest,
+        "config": load_manifest(out),
         "table": table,
         "relative_gain": gains,
         "noise": noise,
         "pressure": pressure,
-        "curves": {algo: {key: curves(out, algo, seeds, key) for key in ("reward", "eval_accuracy")}
-                   for algo in METHODS},
-        "stability": [stability(out, algo, s) for algo in METHODS for s in seeds],
-        "budget": {algo: budget(out, algo, seeds) for algo in METHODS},
-        "compute_seconds": compute_seconds(out, seeds),
+        "curves": {algo: {key: curves(logs[algo], key) for key in ("reward", "eval_accuracy")} for algo in METHODS},
+        "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
+        "budget": budgets,
+        "compute_seconds": compute_seconds(out, budgets),
     }
-
-
-def _accuracy(cell_data: dict[str, Any]) -> float:
-    value = cell_data["accuracy"]
-    return math.nan if value is None else float(value)
 
 
 def _number(value: float | None, digits: int = 3) -> str:
