@@ -5,11 +5,11 @@ no ``playwright install``). Set ``MATPO_CHROMIUM`` to use a browser elsewhere.
 """
 import functools
 import os
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from loopback import serve_on_loopback
 
 from matpo_gym.bench.leaderboard import build_leaderboard
 from matpo_gym.bench.run import RunConfig, run
@@ -45,14 +45,8 @@ def served_leaderboard(tmp_path):
         '<rect width="120" height="40" fill="teal"/></svg>'
     )
     files = build_leaderboard(sorted(runs.iterdir()), out)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(out)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", files.rows
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_on_loopback(functools.partial(QuietHandler, directory=str(out))) as base:
+        yield base, files.rows
 
 
 def accuracies(page) -> list[float]:

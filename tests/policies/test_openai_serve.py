@@ -5,14 +5,14 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import requests
+from loopback import serve_on_loopback
 
 from matpo_gym.bench.run import RunConfig, run
 from matpo_gym.cli import main
@@ -232,14 +232,8 @@ def scripted_server(responses: list[tuple[int, dict[str, str], dict]]):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_on_loopback(Handler) as base:
+        yield f"{base}/v1", seen
 
 
 OK = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "<answer>fine"}, "finish_reason": "stop"}]}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urljoin
 
 import pytest
+from loopback import serve_on_loopback
 
 from matpo_gym.data.tasks import Page
 
@@ -204,23 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients that gave up (timeouts) close the socket mid-response
-
-
 @pytest.fixture(scope="session")
 def http_server() -> Iterator[str]:
     """Base URL of a real HTTP server on 127.0.0.1 serving the routes above."""
-    server = _QuietServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_on_loopback(_Handler) as base:
+        yield base

@@ -5,12 +5,12 @@ the latin-1 header, the 404 and the stalled body, are not repeated here.)"""
 from __future__ import annotations
 
 import gzip
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from loopback import serve_on_loopback
 
 from matpo_gym.tools import Browse, HttpFetcher, ToolResult, run_tool
 
@@ -106,25 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients that gave up close the socket mid-response
-
-
 @pytest.fixture(scope="module")
 def hostile() -> Iterator[str]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_on_loopback(_Handler) as base:
+        yield base
 
 
 def browse(url: str, *, timeout: float = 5.0, max_chars: int = 4000, page: int = 1) -> ToolResult:
