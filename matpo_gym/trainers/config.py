@@ -112,13 +112,19 @@ def run_metadata(config: TrainConfig) -> dict[str, Any]:
     return data
 
 
+def recipe_file(recipe: str | Path) -> Path:
+    """The recipe file ``recipe`` names: a path, or a name in the ``trainers/`` catalogue."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    from matpo_gym.catalogue import resolve
+
+    return resolve("trainers", str(recipe))
+
+
 def load_recipe(path: str | Path) -> TrainConfig:
     """A recipe file: a TOML whose ``[train]`` table sets :class:`TrainConfig` fields."""
-    path = Path(path)
-    if not path.is_file():
-        from matpo_gym.catalogue import resolve
-
-        path = resolve("trainers", str(path))
+    path = recipe_file(path)
     data = load_toml(path)
     unknown = set(data) - {"train", "description", "launch", "requires"}
     if unknown:

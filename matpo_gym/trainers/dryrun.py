@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from matpo_gym.config import ConfigError, load_toml
 from matpo_gym.envs.spec import EnvSpec
-from matpo_gym.trainers.config import TrainConfig
+from matpo_gym.trainers.config import TrainConfig, recipe_file
 from matpo_gym.trainers.recipe import env_spec_for
 
 GIB = 1024**3
@@ -180,7 +180,7 @@ class Plan:
     def max_call_tokens(self) -> int:
         """The longest sequence of one model call: the largest prompt budget plus a full turn."""
         roles = ("single",) if self.config.mode == "single" else ("planner", "worker")
-        return max(_budget(self.env, role) for role in roles) + self.config.max_new_tokens
+        return max(self.env.limits.context_budget(role) for role in roles) + self.config.max_new_tokens
 
     @property
     def activation_tokens(self) -> int:
@@ -321,12 +321,6 @@ def gib(size: float) -> str:
     return f"{size / GIB:,.1f} GiB" if size >= GIB else f"{size / 1024**2:,.1f} MiB"
 
 
-def _budget(spec: EnvSpec, role: str) -> int:
-    """The per-call prompt budget of ``role``: a per-role budget when the spec has one."""
-    per_role = getattr(spec.limits, "context_budget", None)
-    return int(per_role(role)) if callable(per_role) else spec.limits.context_tokens
-
-
 def describe_env(spec: EnvSpec, split: str) -> str:
     """One line: the env's data, tools, limits and scoring."""
     source = spec.source
@@ -353,18 +347,6 @@ def describe_env(spec: EnvSpec, split: str) -> str:
 
 
 # -- the pieces ------------------------------------------------------------------------------------
-
-
-def recipe_path(recipe: str | None) -> Path | None:
-    """The recipe file ``recipe`` names (a path or a catalogue name), if any."""
-    if recipe is None:
-        return None
-    path = Path(recipe)
-    if path.is_file():
-        return path
-    from matpo_gym.catalogue import resolve
-
-    return resolve("trainers", recipe)
 
 
 def read_launch(path: Path | None) -> Launch:
@@ -507,7 +489,7 @@ def make_plan(config: TrainConfig) -> Plan:
     """Validate ``config`` and work out its plan; raises a one-line error when it cannot run."""
     check(config)
     notes: list[str] = []
-    path = recipe_path(config.recipe)
+    path = recipe_file(config.recipe) if config.recipe is not None else None
     launch = read_launch(path)
     env = env_spec_for(config, config.env)
     eval_env = env_spec_for(config, config.eval_env or config.env)
