@@ -38,12 +38,14 @@ def matpo_seconds_per_step() -> float:
     from matpo_gym.policies.hf import HFPolicy
     from matpo_gym.trainers.config import TrainConfig
     from matpo_gym.trainers.distributed import DataParallel
+    from matpo_gym.trainers.precision import resolve_precision
     from matpo_gym.trainers.rl import RLTrainer
     from matpo_gym.trainers.state import load_model
 
     trainer = RLTrainer(TrainConfig(algo="grpo", lr=1e-5, max_new_tokens=LENGTH))
     trainer.parallel = DataParallel(cpu=True)
     trainer.device = torch.device("cpu")
+    trainer.precision = resolve_precision("fp32", "cpu")
     trainer.model, trainer.tokenizer = load_model(tiny_dir(), trainer.device)
     trainer.optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=1e-5)
     trainer.reference = None

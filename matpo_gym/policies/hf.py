@@ -237,6 +237,7 @@ class HFPolicy:
         batch_size: int = 32,
         max_prompt_tokens: int | None = None,
         stop: Sequence[str] = DEFAULT_STOP,
+        autocast: torch.dtype | None = None,
     ) -> None:
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -260,6 +261,8 @@ class HFPolicy:
         self.batch_size = int(batch_size)
         self.max_prompt_tokens = max_prompt_tokens
         self.stop = tuple(stop)
+        self.autocast = autocast
+        """Generate under this autocast dtype (a trainer's float32 master weights computing in bfloat16)."""
         self.eos_ids = _eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else min(self.eos_ids, default=0)
@@ -320,7 +323,8 @@ class HFPolicy:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.random.fork_rng(devices=cuda), torch.inference_mode():
+            autocast = torch.autocast(device.type, dtype=self.autocast or torch.float32, enabled=bool(self.autocast))
+            with torch.random.fork_rng(devices=cuda), torch.inference_mode(), autocast:
                 torch.default_generator.manual_seed(seed)
                 for index in cuda:
                     with torch.cuda.device(index):

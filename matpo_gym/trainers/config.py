@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matpo_gym.config import ConfigError, from_dict, load_toml, to_dict
+from matpo_gym.trainers.precision import Precision
 
 Algo = Literal["sft", "grpo", "matpo"]
 Aggregation = Literal["token-mean", "seq-mean-token-sum-norm"]
@@ -88,6 +89,9 @@ class TrainConfig:
     """Checkpoint every N steps (0: only at the end)."""
     seed: int = 0
     device: str = "auto"
+    precision: Precision = "auto"
+    """``bf16-mixed`` (float32 master weights, bfloat16 autocast; ``auto`` on CUDA), ``fp32``
+    (``auto`` on CPU) or pure ``bf16`` (half the weight memory; updates under a bfloat16 step vanish)."""
     rollout_batch: int = 64
     """Episodes played at once during rollouts."""
     rollout_engine: Literal["hf", "vllm"] = "hf"

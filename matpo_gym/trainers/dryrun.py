@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from matpo_gym.config import ConfigError, load_toml
 from matpo_gym.envs.spec import EnvSpec
 from matpo_gym.trainers.config import TrainConfig, recipe_file
+from matpo_gym.trainers.precision import PrecisionPlan, resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for
 
 GIB = 1024**3
@@ -150,8 +151,10 @@ class Plan:
     recipe: Path | None
     launch: Launch
     model: ModelInfo
-    dtypes: tuple[tuple[str, int], ...]
-    """(dtype, bytes per value) the weights train in: one, or both when the device is unknown."""
+    precisions: tuple[PrecisionPlan, ...]
+    """What the run trains in: one, or the GPU's and the CPU's when the device is unknown."""
+    on_cpu: bool
+    """Whether the run certainly trains on the CPU (``device = "cpu"`` or ``--cpu``)."""
     env: EnvSpec
     eval_env: EnvSpec
     notes: list[str] = field(default_factory=list)
@@ -161,7 +164,7 @@ class Plan:
     @property
     def gpus(self) -> int:
         """GPUs the run uses: one per process, none when it trains on CPU."""
-        return 0 if self.dtypes == (("float32", 4),) else self.launch.processes
+        return 0 if self.on_cpu else self.launch.processes
 
     @property
     def rollouts_per_step(self) -> int:
@@ -190,17 +193,18 @@ class Plan:
             return self.config.sft_batch_size * self.max_call_tokens
         return max(self.config.micro_batch_tokens, self.max_call_tokens)
 
-    def state_bytes(self, size: int) -> int:
+    def state_bytes(self, precision: PrecisionPlan) -> int:
         """Weights, gradients and both AdamW moments (plus a frozen reference for the KL term)."""
         shape = self.model.shape
-        weights = shape.parameters * size if shape is not None else 0
+        weights = shape.parameters * precision.weight_bytes if shape is not None else 0
         return weights * 4 + (weights if self.config.kl_coef > 0 else 0)
 
-    def activation_bytes(self, size: int) -> tuple[int, int, int, int]:
+    def activation_bytes(self, precision: PrecisionPlan) -> tuple[int, int, int, int]:
         """(layer bytes, their bytes per token-unit-layer, logit bytes, their bytes per token-vocab)
         of the largest forward pass: logits in the model dtype, a float32 copy and float32
         log-probabilities (the copy is skipped in float32)."""
         shape, tokens = self.model.shape, self.activation_tokens
+        size = 4 if precision.compute == "float32" else 2
         if shape is None:
             return 0, 0, 0, 0
         per_layer = ACTIVATION_BYTES_16BIT * size // 2
@@ -267,8 +271,9 @@ class Plan:
         cfg, n = self.config, self.launch.processes
         what = "the SFT batch" if cfg.algo == "sft" else "one micro-batch"
         lines: list[tuple[str, str]] = []
-        for index, (dtype, size) in enumerate(self.dtypes):
-            total = self.state_bytes(size)
+        for index, precision in enumerate(self.precisions):
+            dtype = describe_precision(precision)
+            total = self.state_bytes(precision)
             weights = total // (5 if cfg.kl_coef > 0 else 4)
             ref = f" + reference {gib(weights)}" if cfg.kl_coef > 0 else ""
             lines.append(("memory" if index == 0 else "",
@@ -278,7 +283,7 @@ class Plan:
             if n > 1:
                 lines.append(("", f"{dtype}: sharded over {n} processes with FSDP: "
                                   f"{gib(total / n)} per GPU"))
-            layers, per_layer, logits, per_logit = self.activation_bytes(size)
+            layers, per_layer, logits, per_logit = self.activation_bytes(precision)
             lines.append(("", f"{dtype}: activations of {what} ({self.activation_tokens:,} "
                               f"tokens), no recomputation: layers {gib(layers)} ({per_layer} B x "
                               f"tokens x hidden x layers) + logits {gib(logits)} ({per_logit} B x "
@@ -458,13 +463,20 @@ def _cached_config(name: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def training_dtypes(config: TrainConfig, launch: Launch) -> tuple[tuple[str, int], ...]:
-    """What the weights train in: bfloat16 on CUDA, float32 on CPU (as ``resolve_dtype`` picks)."""
+def training_precisions(config: TrainConfig, launch: Launch) -> tuple[tuple[PrecisionPlan, ...], bool]:
+    """(what the run trains in, whether certainly on the CPU), as the trainers resolve ``precision``."""
     if config.device == "cpu" or "--cpu" in launch.command.split():
-        return (("float32", 4),)
+        return (resolve_precision(config.precision, "cpu"),), True
     if config.device.startswith("cuda") or launch.launcher != "none":
-        return (("bfloat16", 2),)
-    return (("bfloat16", 2), ("float32", 4))
+        return (resolve_precision(config.precision, "cuda"),), False
+    gpu, cpu = resolve_precision(config.precision, "cuda"), resolve_precision(config.precision, "cpu")
+    return ((gpu, cpu) if gpu != cpu else (gpu,)), False
+
+
+def describe_precision(precision: PrecisionPlan) -> str:
+    if precision.name == "bf16-mixed":
+        return "bf16-mixed (float32 weights, bfloat16 compute)"
+    return "bfloat16" if precision.name == "bf16" else "float32"
 
 
 def check(config: TrainConfig) -> None:
@@ -494,7 +506,8 @@ def make_plan(config: TrainConfig) -> Plan:
     env = env_spec_for(config, config.env)
     eval_env = env_spec_for(config, config.eval_env or config.env)
     model = model_info(config, notes)
-    plan = Plan(config, path, launch, model, training_dtypes(config, launch), env, eval_env, notes)
+    precisions, on_cpu = training_precisions(config, launch)
+    plan = Plan(config, path, launch, model, precisions, on_cpu, env, eval_env, notes)
     notes.extend(_warnings(plan))
     return plan
 
@@ -509,15 +522,15 @@ def _warnings(plan: Plan) -> list[str]:
                      f"{prompt:,} + {cfg.max_new_tokens:,} new), more than the model's "
                      f"{shape.max_positions:,} positions")
     limit = REFERENCE_GPU_GIB * GIB
-    for dtype, size in plan.dtypes if shape is not None and plan.gpus else ():
-        need = plan.state_bytes(size)
+    for precision in plan.precisions if shape is not None and plan.gpus else ():
+        dtype, need = describe_precision(precision), plan.state_bytes(precision)
         if need > limit:
             sharded = (f"; sharded over {launch.processes} with FSDP it would be "
                        f"{gib(need / launch.processes)}" if launch.processes > 1 else "")
             notes.append(f"weights + grads + AdamW in {dtype} take {gib(need)} per process, more "
                          f"than an {REFERENCE_GPU_GIB} GiB GPU holds (this trainer replicates them "
                          f"on every process{sharded})")
-        if plan.activation_bytes(size)[0] > limit:
+        if plan.activation_bytes(precision)[0] > limit:
             notes.append(f"activations of {plan.activation_tokens:,} tokens without recomputation "
                          f"exceed an {REFERENCE_GPU_GIB} GiB GPU; the reference uses gradient "
                          "checkpointing and at most 40,960 tokens per GPU per micro-batch")

@@ -29,6 +29,7 @@ from matpo_gym.trainers.batch import collate, micro_batches, samples_from_credit
 from matpo_gym.trainers.config import Aggregation, TrainConfig, run_metadata
 from matpo_gym.trainers.distributed import DataParallel
 from matpo_gym.trainers.loss import LossStats, policy_loss
+from matpo_gym.trainers.precision import resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for, held_out_tasks
 from matpo_gym.trainers.state import (
     Checkpoints,
@@ -92,7 +93,9 @@ class RLTrainer:
         self.device = self.parallel.device if cfg.device == "auto" else resolve_device(cfg.device)
         self.checkpoints = Checkpoints(cfg.out)
         resume = self.checkpoints.latest()
-        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device)
+        self.precision = resolve_precision(cfg.precision, self.device.type)
+        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device, self.precision)
+        autocast = torch.bfloat16 if self.precision.name == "bf16-mixed" else None
         seed = cfg.seed + 1_000_003 * self.parallel.rank
         if cfg.rollout_engine == "vllm":
             from matpo_gym.policies.vllm import VLLMPolicy
@@ -104,10 +107,12 @@ class RLTrainer:
             )
         else:
             self.policy = HFPolicy.from_pretrained_objects(
-                self.model, self.tokenizer, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed
+                self.model, self.tokenizer, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed,
+                batch_size=cfg.rollout_batch, autocast=autocast,
             )
         self.greedy = HFPolicy.from_pretrained_objects(
-            self.model, self.tokenizer, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
+            self.model, self.tokenizer, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+            batch_size=cfg.rollout_batch, autocast=autocast,
         )
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.reference = None
@@ -167,11 +172,12 @@ class RLTrainer:
                 for chunk in micro_batches(samples, cfg.micro_batch_tokens):
                     batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)
                     generated = batch.loss_mask.bool()
-                    logprobs = token_logprobs(self.model, batch.input_ids, batch.attention_mask, cfg.temperature,
-                                              generated)
+                    with self.precision.autocast(self.device):
+                        logprobs = token_logprobs(self.model, batch.input_ids, batch.attention_mask,
+                                                  cfg.temperature, generated)
                     ref = None
                     if self.reference is not None:
-                        with torch.no_grad():
+                        with torch.no_grad(), self.precision.autocast(self.device):
                             ref = token_logprobs(self.reference, batch.input_ids, batch.attention_mask, cfg.temperature,
                                                  generated)
                     options: dict[str, Any] = {

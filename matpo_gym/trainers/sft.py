@@ -29,6 +29,7 @@ from matpo_gym.policies.scripted import SearchReadPolicy
 from matpo_gym.rollout import EpisodeRequest, rollout
 from matpo_gym.trainers.batch import token_logprobs
 from matpo_gym.trainers.config import TrainConfig
+from matpo_gym.trainers.precision import resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for
 from matpo_gym.trainers.state import (
     Checkpoints,
@@ -102,7 +103,8 @@ class SFTTrainer:
         self.device = resolve_device(cfg.device)
         self.checkpoints = Checkpoints(cfg.out)
         resume = self.checkpoints.latest()
-        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device)
+        self.precision = resolve_precision(cfg.precision, self.device.type)
+        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device, self.precision)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
         self.spec = env_spec_for(cfg, cfg.env)
@@ -179,7 +181,8 @@ class SFTTrainer:
             self.model.train()
             input_ids, attention, mask = (t.to(self.device) for t in
                                           collate_demonstrations(chunk, self.tokenizer.pad_token_id))
-            logprobs = token_logprobs(self.model, input_ids, attention, positions=mask)[mask]
+            with self.precision.autocast(self.device):
+                logprobs = token_logprobs(self.model, input_ids, attention, positions=mask)[mask]
             loss = -logprobs.mean()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

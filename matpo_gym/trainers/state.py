@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from matpo_gym.trainers.precision import PrecisionPlan, resolve_precision
+
 LATEST = "latest"
 
 
@@ -22,11 +24,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_model(name: str, device: torch.device):
-    """(model, tokenizer) from a local folder, a hub name, or ``tiny``, in the device's dtype."""
-    from matpo_gym.policies.hf import load_pretrained, resolve_dtype
+def load_model(name: str, device: torch.device, precision: PrecisionPlan | None = None):
+    """(model, tokenizer) from a local folder, a hub name, or ``tiny``, weights in the dtype the
+    precision trains them in (float32 master weights unless it is pure ``bf16``)."""
+    from matpo_gym.policies.hf import load_pretrained
 
-    return load_pretrained(name, device, resolve_dtype("auto", device))
+    plan = precision or resolve_precision("auto", device.type)
+    return load_pretrained(name, device, plan.weight_dtype())
 
 
 class Checkpoints:

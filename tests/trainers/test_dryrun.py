@@ -32,7 +32,8 @@ def test_every_recipe_validates_and_prints_its_numbers(capsys, path):
     config = load_recipe(path)
     assert f"--recipe trainers/{path.name}" in out  # the launch command
     assert re.search(r"model +\S+: [\d,]+ parameters", out)
-    assert re.search(r"memory +(bfloat16|float32): weights [\d.,]+ [MG]iB \+ grads", out)
+    assert re.search(r"memory +(bf16-mixed \(float32 weights, bfloat16 compute\)|bfloat16|float32): "
+                     r"weights [\d.,]+ [MG]iB \+ grads", out)
     assert "activations of" in out and f"train env  {config.env}:" in out
     if config.algo == "sft":
         assert f"a batch of {config.sft_batch_size} trajectories" in out
@@ -49,7 +50,7 @@ def test_the_14b_matpo_plan_by_hand(capsys):
     params = 14_768_307_200  # Qwen3-14B: 40 x 330,311,936 per layer + 2 x 151,936 x 5,120 + 5,120
     assert f"{params:,} parameters (14.77 B)" in out
     assert "8 processes on 1 node, 8 GPUs" in out
-    state = params * 8  # bfloat16 weights 2 + grads 2 + AdamW 4 bytes a parameter
+    state = params * 16  # bf16-mixed: float32 weights 4 + grads 4 + AdamW 8 bytes a parameter
     assert f"= {state / 1024**3:,.1f} GiB per process" in out
     assert f"sharded over 8 processes with FSDP: {state / 8 / 1024**3:,.1f} GiB per GPU" in out
     assert "256 questions x G 8 = 2,048 rollouts (256 per process)" in out
@@ -182,3 +183,11 @@ def test_docstring_examples():
 
     result = doctest.testmod(dryrun)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_pure_bf16_halves_the_state_and_says_so(capsys):
+    code, out, _ = dry_run(capsys, "--recipe", "trainers/paper-matpo-qwen3-14b.toml", "--precision", "bf16")
+    assert code == 0
+    params = 14_768_307_200
+    assert f"memory     bfloat16: weights {params * 2 / 1024**3:,.1f} GiB" in out
+    assert f"= {params * 8 / 1024**3:,.1f} GiB per process" in out

@@ -39,12 +39,14 @@ def bandit_results(policy, step: int, groups: int = 4, size: int = 8):
 
 def test_rl_update_raises_reward_on_a_learnable_bandit(tiny_model_dir):
     from matpo_gym.policies.hf import HFPolicy
+    from matpo_gym.trainers.precision import resolve_precision
     from matpo_gym.trainers.state import load_model
 
     config = TrainConfig(algo="grpo", lr=3e-3, max_new_tokens=2, seed=0)
     trainer = RLTrainer(config)
     trainer.parallel = DataParallel(cpu=True)
     trainer.device = torch.device("cpu")
+    trainer.precision = resolve_precision("fp32", "cpu")
     trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), trainer.device)
     trainer.optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=config.lr, weight_decay=0.0)
     trainer.reference = None
