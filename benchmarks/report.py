@@ -2,6 +2,7 @@
 
     python benchmarks/report.py            # every suite
     python benchmarks/report.py -k search  # a subset (pytest -k expression)
+    python benchmarks/report.py --from-json bench.json --output benchmarks/RESULTS-gpu.md  # a saved run
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ def format_extra(extra: dict) -> str:
 
 def render(data: dict) -> str:
     machine = data.get("machine_info", {})
+    when = str(data.get("datetime", ""))[:10] or time.strftime("%Y-%m-%d")
+    python = machine.get("python_version", platform.python_version())
     lines = [
         "# Benchmark results",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {machine.get('cpu', {}).get('brand_raw', platform.processor())}"
-        f" ({machine.get('cpu', {}).get('count', '?')} cores), Python {platform.python_version()}, no GPU.",
+        f"Measured {when} on {machine.get('cpu', {}).get('brand_raw', platform.processor())}"
+        f" ({machine.get('cpu', {}).get('count', '?')} cores), Python {python}, {machine.get('gpu') or 'no GPU'}.",
         "Regenerate with `python benchmarks/report.py`.",
         "",
         "| benchmark | mean | min | rounds | figures |",
@@ -66,9 +69,12 @@ def merge(previous: str, fresh: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-k", dest="expression", help="pytest -k expression selecting benchmarks; other rows are kept")
+    parser.add_argument("--from-json", type=Path, help="render this pytest-benchmark JSON instead of running")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
-    path = HERE / "RESULTS.md"
-    text = render(run_suites(args.expression))
+    path = args.output
+    data = json.loads(args.from_json.read_text()) if args.from_json else run_suites(args.expression)
+    text = render(data)
     if args.expression and path.is_file():
         text = merge(path.read_text(), text)
     path.write_text(text)

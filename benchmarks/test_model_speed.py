@@ -49,22 +49,32 @@ def test_rollout_throughput(benchmark, batch_size):
 def test_trainer_step_time(benchmark, head):
     """One RL update (forward, clipped loss, backward, AdamW) on 32 sequences of 512 tokens, 64 of
     them generated; the trainer runs the LM head on generated positions only (``generated-only``)."""
+    from matpo_gym.models.tiny import ensure_tiny
+    from matpo_gym.policies.hf import resolve_device
     from matpo_gym.trainers.batch import Sample, collate, token_logprobs
     from matpo_gym.trainers.loss import policy_loss
+    from matpo_gym.trainers.precision import resolve_precision
+    from matpo_gym.trainers.state import load_model
 
-    model = policy().model
+    device = resolve_device("auto")
+    plan = resolve_precision("auto", device.type)  # as the trainer runs: bf16-mixed on CUDA, fp32 on CPU
+    model, _ = load_model(str(ensure_tiny()), device, plan)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     samples = [Sample([5] * 448, [7] * 64, [-1.0] * 64, 1.0 if i % 2 else -1.0, "planner") for i in range(32)]
-    batch = collate(samples, pad_id=0)
+    batch = collate(samples, pad_id=0).to(device)
 
     def step():
         model.train()
         optimizer.zero_grad()
         positions = batch.loss_mask.bool() if head == "generated-only" else None
-        logprobs = token_logprobs(model, batch.input_ids, batch.attention_mask, positions=positions)
+        with plan.autocast(device):
+            logprobs = token_logprobs(model, batch.input_ids, batch.attention_mask, positions=positions)
         loss, _ = policy_loss(logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask)
         loss.backward()
         optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
-    benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(step, rounds=5 if device.type == "cuda" else 3, iterations=1, warmup_rounds=1)
     benchmark.extra_info["tokens_per_step"] = 32 * 512
+    benchmark.extra_info["precision"] = plan.name

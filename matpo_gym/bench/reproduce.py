@@ -79,6 +79,7 @@ class ReproduceConfig:
     sft_steps: int | None = None
     sft_demos: int | None = None
     sft_lr: float | None = None
+    sft_batch_size: int | None = None
     sft_worlds: int | None = None
     """Offline worlds the SFT demonstrations come from (more worlds, more names to copy, not memorise)."""
     rl_steps: int | None = None
@@ -126,7 +127,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(512, 768, 1024, 1536),
         eval_questions=24, filler_paragraphs=1, browse_max_chars=1200, context_tokens=1024,
         summary_chars=300, hidden_size=256, num_layers=4, vocab_size=8192, num_entities=1500,
-        sft_steps=400, sft_demos=512, sft_lr=1e-3, sft_worlds=1, rl_steps=8, questions_per_step=8, group_size=4,
+        sft_steps=400, sft_demos=512, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1,
+        rl_steps=8, questions_per_step=8, group_size=4,
         rl_lr=1e-4, max_new_tokens=64, turns=6, format_weight=0.1, eval_every=4, curve_questions=16,
     ),
     "gpu": dict(
@@ -134,7 +136,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(768, 1024, 1536, 2048),
         eval_questions=100, filler_paragraphs=2, browse_max_chars=1600, context_tokens=1536,
         summary_chars=400, hidden_size=512, num_layers=8, vocab_size=8192, num_entities=1500,
-        sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_worlds=8, rl_steps=60, questions_per_step=32, group_size=8,
+        sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8,
+        rl_steps=60, questions_per_step=32, group_size=8,
         rl_lr=2e-5, max_new_tokens=96, turns=6, format_weight=0.1, eval_every=10, curve_questions=64,
     ),
     "smoke": dict(
@@ -142,7 +145,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         seeds=(0, 1), noise_rates=(0.0, 0.4), context_sweep=(256, 1024),
         eval_questions=2, filler_paragraphs=0, browse_max_chars=600, context_tokens=1024,
         summary_chars=200, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
-        sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_worlds=1, rl_steps=2, questions_per_step=2, group_size=2,
+        sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1,
+        rl_steps=2, questions_per_step=2, group_size=2,
         rl_lr=1e-4, max_new_tokens=12, turns=6, format_weight=0.1, eval_every=1, curve_questions=2,
     ),
 }
@@ -264,7 +268,8 @@ def train_sft(config: ReproduceConfig, model: Path, envs: EnvFiles) -> Path:
 
     return _train(TrainConfig(
         algo="sft", model=str(model), env=str(envs.train), out=config.out / "sft", steps=config.sft_steps,
-        lr=config.sft_lr, weight_decay=0.0, sft_demos=config.sft_demos, sft_batch_size=16, sft_mode="both",
+        lr=config.sft_lr, weight_decay=0.0, sft_demos=config.sft_demos,
+        sft_batch_size=config.sft_batch_size, sft_mode="both",
         sft_worlds=config.sft_worlds,
         save_every=max(1, config.sft_steps // 4), seed=0, device=config.device, quiet=config.quiet,
     ))
@@ -280,7 +285,7 @@ def rl_config(config: ReproduceConfig, algo: str, seed: int, init: Path, envs: E
         questions_per_step=config.questions_per_step, group_size=config.group_size, lr=config.rl_lr,
         temperature=1.0, max_new_tokens=config.max_new_tokens, eval_every=config.eval_every,
         eval_questions=config.curve_questions, save_every=config.rl_steps, seed=seed,
-        device=config.device, quiet=config.quiet,
+        rollout_batch=max(64, config.questions_per_step * config.group_size), device=config.device, quiet=config.quiet,
     )
 
 
@@ -295,13 +300,26 @@ class Model:
     checkpoint: Path
 
 
-def evaluate(config: ReproduceConfig, model: Model, envs: EnvFiles) -> None:
-    """Greedy held-out evaluation at every noise rate, plus the context sweep at noise 0."""
+Cell = tuple[str, Path, float]
+"""(label, env file, noise rate) of one evaluation run."""
+
+
+def evaluation_tiers(config: ReproduceConfig, envs: EnvFiles) -> list[list[Cell]]:
+    """Evaluation cells in order of what the report needs first: every family at the first noise
+    rate (the main table), then the other rates, then the context sweep. Each tier is run for
+    every model before the next starts, so a run cut short still has a complete main table."""
+    first, *others = config.noise_rates
+    tiers = [[(family, path, first) for family, path in envs.eval.items()]]
+    tiers.append([(family, path, rate) for rate in others for family, path in envs.eval.items()])
+    tiers.append([(f"ctx{ctx}", path, 0.0) for ctx, path in envs.sweep.items()])
+    return [tier for tier in tiers if tier]
+
+
+def evaluate(config: ReproduceConfig, model: Model, cells: list[Cell]) -> None:
+    """Greedy held-out evaluation of ``model`` on ``cells`` (those already complete are skipped)."""
     from matpo_gym.bench.run import RunConfig, run
     from matpo_gym.policies.hf import HFPolicy, load_pretrained, resolve_device, resolve_dtype
 
-    cells = [(family, path, rate) for family, path in envs.eval.items() for rate in config.noise_rates]
-    cells += [(f"ctx{ctx}", path, 0.0) for ctx, path in envs.sweep.items()]
     folder = config.out / "eval"
     pending = [c for c in cells
                if not _complete(folder / cell_name(model, c[0], c[2]), model.mode, config.eval_questions)]
@@ -311,12 +329,13 @@ def evaluate(config: ReproduceConfig, model: Model, envs: EnvFiles) -> None:
     weights, tokenizer = load_pretrained(str(model.checkpoint), device, resolve_dtype("auto", device))
     policy = HFPolicy.from_pretrained_objects(
         weights.eval(), tokenizer, name=f"tiny-{model.method}-{model.mode}-seed{model.seed}", temperature=0.0,
-        max_new_tokens=config.max_new_tokens, seed=model.seed,
+        max_new_tokens=config.max_new_tokens, seed=model.seed, batch_size=max(32, config.eval_questions),
     )
     for label, path, rate in pending:
         run(
             RunConfig(env=str(path), mode=model.mode, noise=rate, limit=config.eval_questions, samples=1,
-                      seed=model.seed, out=folder, name=cell_name(model, label, rate), quiet=config.quiet),
+                      seed=model.seed, out=folder, name=cell_name(model, label, rate), quiet=config.quiet,
+                      batch_size=config.eval_questions),
             policy, stream=io.StringIO(),  # each cell's table is in the report
         )
 
@@ -346,6 +365,7 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
     config.out.mkdir(parents=True, exist_ok=True)
     if not config.report_only:
         _save_manifest(config)
+        record_machine(config)
         envs = write_envs(config)
         model_dir = build_model(config)
         _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
@@ -356,9 +376,12 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
                 folder = config.out / f"{algo}-seed{seed}"
                 _say(stream, f"[2/4] {algo} seed {seed} ({config.rl_steps} steps) -> {folder}")
                 models.append(Model(algo, mode, seed, _train(rl_config(config, algo, seed, sft, envs))))
-        for index, model in enumerate(models, 1):
-            _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) [{index}/{len(models)}]")
-            evaluate(config, model, envs)
+        tiers = evaluation_tiers(config, envs)
+        for tier, cells in enumerate(tiers, 1):
+            for index, model in enumerate(models, 1):
+                _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) "
+                             f"[tier {tier}/{len(tiers)}, model {index}/{len(models)}]")
+                evaluate(config, model, cells)
     _say(stream, f"[4/4] report -> {config.report}")
     return build_report(config)
 
@@ -386,6 +409,46 @@ def _save_manifest(config: ReproduceConfig) -> None:
             )
         return
     path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+
+
+def machine_description(device: str) -> dict[str, str]:
+    """What this invocation computes on, for the report to name (a GPU by its name)."""
+    import os
+    import platform
+
+    import torch
+
+    from matpo_gym.policies.hf import resolve_device
+
+    where = resolve_device(device)
+    if where.type == "cuda":
+        name = f"{torch.cuda.get_device_name(where)} (CUDA {torch.version.cuda})"
+    else:
+        name = f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+    return {"device": name, "torch": torch.__version__}
+
+
+def record_machine(config: ReproduceConfig) -> None:
+    """Add this machine to ``machines.json`` (a resumed run may span several)."""
+    path = config.out / "machines.json"
+    seen = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    entry = machine_description(config.device)
+    if entry not in seen:
+        path.write_text(json.dumps(seen + [entry], indent=2) + "\n", encoding="utf-8")
+
+
+def rerun_command(config: ReproduceConfig) -> str:
+    """The command that reruns this reproduction: the preset plus every setting that differs from it."""
+    words = ["matpo-bench reproduce", f"--preset {config.preset}"]
+    for name, preset_value in PRESETS[config.preset].items():
+        value = getattr(config, name)
+        if isinstance(value, list):
+            value = tuple(value)
+        if value != preset_value:
+            shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
+                if isinstance(value, tuple) else (f"{value:g}" if isinstance(value, float) else str(value))
+            words.append(f"--{name.replace('_', '-')} {shown}")
+    return " ".join(words)
 
 
 def _from_manifest(config: ReproduceConfig) -> ReproduceConfig:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from matpo_gym.bench.reproduce import METHODS, Model, ReproduceConfig, cell_name, load_manifest
+from matpo_gym.bench.reproduce import METHODS, Model, ReproduceConfig, cell_name, load_manifest, rerun_command
 from matpo_gym.bench.stats import mean_ci
 
 ROWS = (("sft", "single"), ("sft", "matpo"), ("grpo", "single"), ("matpo", "matpo"))
@@ -159,6 +159,8 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     budgets = {algo: budget(logs[algo]) for algo in METHODS}
     return {
         "config": load_manifest(out),
+        "machines": json.loads((out / "machines.json").read_text(encoding="utf-8"))
+        if (out / "machines.json").is_file() else [],
         "table": table,
         "relative_gain": gains,
         "noise": noise,
@@ -373,9 +375,10 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
         f"at most {c['summary_chars']} characters. Model: tiny Llama, hidden {c['hidden_size']}, "
         f"{c['num_layers']} layers, vocabulary {c['vocab_size']}.",
         "",
+        f"Ran on {' and '.join(m['device'] for m in data['machines']) or 'an unrecorded machine'}. "
         f"Compute time of the stages, from their logs: {_number(minutes, 1)} minutes "
         f"({', '.join(f'{k} {v / 60:.1f}' for k, v in data['compute_seconds'].items())}). Rerun with "
-        f"`matpo-bench reproduce --preset {config.preset}`.",
+        f"`{rerun_command(config)}`.",
         "",
     ]
 

@@ -12,9 +12,12 @@ positions alone: a multi-turn demonstration costs one forward pass, not one per 
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -90,6 +93,35 @@ def collate_demonstrations(demos: Sequence[Demonstration], pad_id: int) -> tuple
 
 
 
+def world_demonstrations(spec: EnvSpec, tokenizer: Any, modes: Sequence[str], demos: int,
+                         seed: int) -> list[Demonstration]:
+    """The scripted policy's correctly answered episodes of one world's train split (the first
+    ``demos`` questions of a seeded shuffle, per mode), as the model's template tokenises them."""
+    samples: list[Demonstration] = []
+    eos = tokenizer.eos_token_id
+    policy = SearchReadPolicy()
+    for mode in modes:
+        def make_env(mode: str = mode) -> MatpoEnv:
+            return MatpoEnv(spec, mode=mode, split="train")  # type: ignore[arg-type]
+
+        tasks = list(make_env().tasks)
+        random.Random(seed).shuffle(tasks)
+        requests = [EpisodeRequest(t, f"{t.id}/demo") for t in tasks[:demos]]
+        for result in rollout(make_env, policy, requests, batch_size=64):
+            if result.score < 1.0:
+                continue
+            for trajectory in result.trajectories:
+                turns = []
+                for turn in trajectory.turns:
+                    prompt = chat_prompt_ids(tokenizer, Prompt(trajectory.role, turn.prompt, trajectory.id))
+                    completion = tokenizer.encode(turn.completion, add_special_tokens=False)
+                    if eos is not None:
+                        completion.append(eos)
+                    turns.append((prompt, completion))
+                samples += merge_turns(turns, trajectory.role.value)
+    return samples
+
+
 class SFTTrainer:
     """Supervised fine-tuning on scripted demonstrations."""
 
@@ -108,7 +140,7 @@ class SFTTrainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
         self.spec = env_spec_for(cfg, cfg.env)
-        self.samples = [d for spec in self.demonstration_specs() for d in self.demonstrations(spec)]
+        self.samples = self.collect(self.demonstration_specs())
         if not self.samples:
             raise RuntimeError("The scripted policy solved no training question; no demonstrations to learn from.")
         if resume is not None:
@@ -131,31 +163,20 @@ class SFTTrainer:
 
     def demonstrations(self, spec: EnvSpec) -> list[Demonstration]:
         """Trajectories of correctly answered scripted episodes, tokenised with the model's template."""
-        cfg = self.config
-        modes = ["matpo", "single"] if cfg.sft_mode == "both" else [cfg.sft_mode]
-        samples: list[Demonstration] = []
-        eos = self.tokenizer.eos_token_id
-        policy = SearchReadPolicy()
-        for mode in modes:
-            def make_env(mode: str = mode) -> MatpoEnv:
-                return MatpoEnv(spec, mode=mode, split="train")  # type: ignore[arg-type]
+        return world_demonstrations(spec, self.tokenizer, self._modes(), self.config.sft_demos, self.config.seed)
 
-            tasks = list(make_env().tasks)
-            random.Random(cfg.seed).shuffle(tasks)
-            requests = [EpisodeRequest(t, f"{t.id}/demo") for t in tasks[: cfg.sft_demos]]
-            for result in rollout(make_env, policy, requests, batch_size=64):
-                if result.score < 1.0:
-                    continue
-                for trajectory in result.trajectories:
-                    turns = []
-                    for turn in trajectory.turns:
-                        prompt = chat_prompt_ids(self.tokenizer, Prompt(trajectory.role, turn.prompt, trajectory.id))
-                        completion = self.tokenizer.encode(turn.completion, add_special_tokens=False)
-                        if eos is not None:
-                            completion.append(eos)
-                        turns.append((prompt, completion))
-                    samples += merge_turns(turns, trajectory.role.value)
-        return samples
+    def collect(self, specs: Sequence[EnvSpec]) -> list[Demonstration]:
+        """Every world's demonstrations, the worlds played in parallel processes (building a world's
+        search index, parsing its pages and templating every turn is single-threaded CPU work)."""
+        args = [(spec, self.tokenizer, self._modes(), self.config.sft_demos, self.config.seed) for spec in specs]
+        workers = min(len(specs), os.cpu_count() or 1)
+        if workers < 2:
+            return [d for a in args for d in world_demonstrations(*a)]
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return [d for part in pool.map(world_demonstrations, *zip(*args)) for d in part]
+
+    def _modes(self) -> list[str]:
+        return ["matpo", "single"] if self.config.sft_mode == "both" else [self.config.sft_mode]
 
     def train(self) -> dict[str, float]:
         cfg = self.config

@@ -150,3 +150,14 @@ def test_sft_worlds_needs_an_offline_world(tiny_model_dir, tmp_path):
     trainer.spec = load_env_spec("frames")
     with pytest.raises(ValueError, match="offline-world env"):
         trainer.demonstration_specs()
+
+
+def test_worlds_collected_in_parallel_processes_equal_one_by_one(tiny_model_dir, tmp_path):
+    from matpo_gym.trainers.sft import SFTTrainer, world_demonstrations
+
+    trainer = SFTTrainer(TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=tmp_path, steps=1,
+                                     sft_demos=2, sft_mode="single", sft_worlds=2, quiet=True))
+    trainer.setup()  # two worlds: collected by two processes
+    specs = trainer.demonstration_specs()
+    one_by_one = [d for spec in specs for d in world_demonstrations(spec, trainer.tokenizer, ["single"], 2, 0)]
+    assert one_by_one and trainer.samples == one_by_one
