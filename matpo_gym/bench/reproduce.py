@@ -457,7 +457,7 @@ def _from_manifest(config: ReproduceConfig) -> ReproduceConfig:
     values = {f.name: saved[f.name] for f in fields(config) if f.name in saved and f.name not in RUN_ONLY}
     for name in ("eval_families", "seeds", "noise_rates", "context_sweep"):
         values[name] = tuple(values[name])
-    return replace(config, **values)
+    return replace(config, **values).resolved()  # a setting newer than the run takes its preset value
 
 
 def load_manifest(out: Path) -> dict[str, Any]:

@@ -127,6 +127,24 @@ def compute_seconds(out: Path, budgets: dict[str, dict[str, float]]) -> dict[str
     return times
 
 
+def progress(config: ReproduceConfig, logs: dict[str, list[list[dict[str, Any]]]]) -> dict[str, list[int]]:
+    """[done, planned] of every stage, so a report of a run cut short says what it is missing."""
+    sft = len(_records(config.out / "sft" / "metrics.jsonl"))
+    done = {"sft steps": [min(sft, config.sft_steps), config.sft_steps]}
+    for algo, runs in logs.items():
+        steps = sum(len([r for r in rows if "reward" in r]) for rows in runs)
+        done[f"{algo} steps"] = [steps, config.rl_steps * len(config.seeds)]
+    labels = [*config.eval_families, *(f"ctx{c}" for c in config.context_sweep)]
+    rates = {label: (config.noise_rates if label in config.eval_families else (0.0,)) for label in labels}
+    models = [*(Model("sft", mode, 0, config.out) for mode in ("single", "matpo")),
+              *(Model(algo, mode, seed, config.out) for seed in config.seeds for algo, mode in METHODS.items())]
+    cells = [(m, label, r) for m in models for label in labels for r in rates[label]]
+    complete = sum(len(_records(config.out / "eval" / cell_name(m, label, r) / f"{m.mode}.jsonl"))
+                   >= config.eval_questions for m, label, r in cells)
+    done["evaluation cells"] = [complete, len(cells)]
+    return done
+
+
 # -- the report ---------------------------------------------------------------------------------
 
 
@@ -169,6 +187,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
         "budget": budgets,
         "compute_seconds": compute_seconds(out, budgets),
+        "progress": progress(config, logs),
     }
 
 
@@ -299,7 +318,7 @@ def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> list[P
             ax.set_ylim(-0.02, max(0.1, ax.get_ylim()[1]))
         ax.set_title(f"{'training reward' if key == 'reward' else 'held-out accuracy'} (mean, 95% CI over seeds)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        _legend(ax)
     save(fig, "learning_curves.png")
 
     families = list(config.eval_families)
@@ -314,7 +333,7 @@ def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> list[P
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
-        ax.legend()
+        _legend(ax)
     save(fig, "accuracy_vs_noise.png")
 
     fig = Figure(figsize=(5, 3.6), layout="constrained")
@@ -327,7 +346,7 @@ def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> list[P
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(f"accuracy vs context budget ({families[0]}-like)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    _legend(ax)
     save(fig, "accuracy_vs_context.png")
     return written
 
@@ -359,6 +378,9 @@ def _json_ready(value: Any) -> Any:
 def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
     c = data["config"]
     minutes = sum(data["compute_seconds"].values()) / 60
+    missing = [f"{stage} {done}/{planned}" for stage, (done, planned) in data["progress"].items() if done < planned]
+    cut = (["**Incomplete run**: the run stopped before its end, so cells marked n/a have no records yet "
+            f"({', '.join(missing)} done). Rerun the command above to finish it.", ""] if missing else [])
     return [
         "# MATPO vs single-agent GRPO on the offline world",
         "",
@@ -380,12 +402,19 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
         f"({', '.join(f'{k} {v / 60:.1f}' for k, v in data['compute_seconds'].items())}). Rerun with "
         f"`{rerun_command(config)}`.",
         "",
+        *cut,
     ]
 
 
 HTML_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
               "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;"
               "font-size:.9em}th{background:#f3f3f3}img{max-width:100%}")
+
+
+def _legend(ax: Any) -> None:
+    """A legend where something was drawn (a run cut short may have nothing to plot yet)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
 
 
 def build_report(config: ReproduceConfig) -> Path:

@@ -122,6 +122,13 @@ def world_demonstrations(spec: EnvSpec, tokenizer: Any, modes: Sequence[str], de
     return samples
 
 
+def _cpu_only() -> None:
+    """Keep a demonstration worker off the GPU: it needs none, and a library that grabs most of the
+    device's memory on import (JAX does) would starve the trainer, once per worker."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    os.environ["JAX_PLATFORMS"] = "cpu"
+
+
 class SFTTrainer:
     """Supervised fine-tuning on scripted demonstrations."""
 
@@ -172,7 +179,8 @@ class SFTTrainer:
         workers = min(len(specs), os.cpu_count() or 1)
         if workers < 2:
             return [d for a in args for d in world_demonstrations(*a)]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_cpu_only) as pool:
             return [d for part in pool.map(world_demonstrations, *zip(*args)) for d in part]
 
     def _modes(self) -> list[str]:

@@ -124,3 +124,25 @@ def test_bad_settings_are_refused_with_a_clear_error(tmp_path):
         ReproduceConfig(preset="smoke", noise_rates=(0.0, 1.5)).resolved()
     with pytest.raises(FileNotFoundError, match="matpo-bench reproduce"):
         reproduce(ReproduceConfig(out=tmp_path / "none", report=tmp_path / "r", report_only=True))
+
+
+def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
+    import shutil
+
+    config, report = repro
+    text = report.read_text()
+    assert "Incomplete run" not in text
+    assert "Ran on CPU" in text and "Rerun with `matpo-bench reproduce --preset smoke`" in text
+    cut = tmp_path / "out"
+    shutil.copytree(config.out, cut)
+    shutil.rmtree(cut / "eval" / f"matpo-matpo-seed0-{config.eval_families[0]}-noise0")
+    log = cut / "matpo-seed1" / "metrics.jsonl"
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:1]))
+    path = reproduce(ReproduceConfig(out=cut, report=tmp_path / "report", report_only=True))
+    planned = (2 + 2 * len(config.seeds)) * (len(config.eval_families) * len(config.noise_rates)
+                                           + len(config.context_sweep))
+    assert f"evaluation cells {planned - 1}/{planned}" in path.read_text()
+    assert "**Incomplete run**" in path.read_text()
+    progress = json.loads((tmp_path / "report" / "report.json").read_text())["progress"]
+    assert progress["sft steps"] == [config.sft_steps, config.sft_steps]
+    assert progress["matpo steps"][0] < progress["matpo steps"][1]
