@@ -12,6 +12,7 @@ from matpo_gym.trainers.precision import Precision
 Algo = Literal["sft", "grpo", "matpo"]
 Aggregation = Literal["token-mean", "seq-mean-token-sum-norm"]
 WorkerAdvantage = Literal["scalar", "parent_mask"]
+Sharding = Literal["none", "fsdp"]
 
 
 @dataclass
@@ -92,6 +93,11 @@ class TrainConfig:
     precision: Precision = "auto"
     """``bf16-mixed`` (float32 master weights, bfloat16 autocast; ``auto`` on CUDA), ``fp32``
     (``auto`` on CPU) or pure ``bf16`` (half the weight memory; updates under a bfloat16 step vanish)."""
+    sharding: Sharding = "none"
+    """``none``: every process holds a full replica of the weights, gradients and AdamW states (data
+    parallel). ``fsdp``: PyTorch FSDP2 splits them over the processes, 1/N each, and gathers one
+    decoder layer at a time for the forward and backward passes and all weights (16-bit under
+    ``bf16-mixed``) for rollouts. One process runs it over a one-process group (no memory saved)."""
     rollout_batch: int = 64
     """Episodes played at once during rollouts."""
     rollout_engine: Literal["hf", "vllm"] = "hf"

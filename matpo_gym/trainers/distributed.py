@@ -8,7 +8,9 @@ zeros: uneven work cannot deadlock, which per-micro-batch DDP hooks would. Launc
 
     accelerate launch --num_processes 8 -m matpo_gym.cli train --recipe trainers/paper-matpo-qwen3-4b.toml
 
-In a single process every method here is a no-op.
+In a single process every method here is a no-op. With ``sharding = "fsdp"``
+(:mod:`~matpo_gym.trainers.sharding`) FSDP reduces the gradients instead of :meth:`sum_gradients`,
+and :meth:`max` tells each process how many micro-batches to run so that all run as many.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ class DataParallel:
         tensor = torch.tensor([float(value)], device=self.device)
         torch.distributed.all_reduce(tensor)
         return float(tensor.item())
+
+    def max(self, value: int) -> int:
+        """The largest ``value`` over all processes."""
+        if self.world == 1:
+            return value
+        tensor = torch.tensor([int(value)], device=self.device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return int(tensor.item())
 
     def gather(self, items: list[Any]) -> list[Any]:
         """Every process's ``items``, concatenated in rank order."""

@@ -6,10 +6,11 @@ the model's shape (the tiny model's :class:`~matpo_gym.models.tiny.TinyModelConf
 already cached ``config.json``, else :data:`KNOWN_MODELS`), and the env specs. No model is loaded,
 no data set is read and torch is not imported.
 
-The memory figures are estimates, stated with their formulas. This trainer keeps a full replica of
-the weights, gradients and AdamW states on every process (data parallel); the FSDP figure shows
-what sharding them over the same processes would need. Activations are those of the largest
-forward pass without recomputation (this trainer does not checkpoint activations).
+The memory figures are estimates, stated with their formulas. With ``sharding = "none"`` every
+process keeps a full replica of the weights, gradients and AdamW states (data parallel), and the
+plan also says what ``--sharding fsdp`` would need; with ``fsdp`` each process keeps 1/N of them
+plus, while it generates, the full weights gathered in the compute dtype. Activations are those of
+the largest forward pass without recomputation (this trainer does not checkpoint activations).
 """
 
 from __future__ import annotations
@@ -199,6 +200,11 @@ class Plan:
         weights = shape.parameters * precision.weight_bytes if shape is not None else 0
         return weights * 4 + (weights if self.config.kl_coef > 0 else 0)
 
+    def gathered_bytes(self, precision: PrecisionPlan) -> int:
+        """The full weights FSDP gathers on every process for rollouts, in the compute dtype."""
+        shape = self.model.shape
+        return shape.parameters * (4 if precision.compute == "float32" else 2) if shape is not None else 0
+
     def activation_bytes(self, precision: PrecisionPlan) -> tuple[int, int, int, int]:
         """(layer bytes, their bytes per token-unit-layer, logit bytes, their bytes per token-vocab)
         of the largest forward pass: logits in the model dtype, a float32 copy and float32
@@ -271,18 +277,25 @@ class Plan:
         cfg, n = self.config, self.launch.processes
         what = "the SFT batch" if cfg.algo == "sft" else "one micro-batch"
         lines: list[tuple[str, str]] = []
+        where = "GPU" if self.gpus else "process"
         for index, precision in enumerate(self.precisions):
             dtype = describe_precision(precision)
             total = self.state_bytes(precision)
             weights = total // (5 if cfg.kl_coef > 0 else 4)
             ref = f" + reference {gib(weights)}" if cfg.kl_coef > 0 else ""
-            lines.append(("memory" if index == 0 else "",
-                          f"{dtype}: weights {gib(weights)} + grads {gib(weights)} + AdamW "
-                          f"{gib(2 * weights)}{ref} = {gib(total)} per process "
-                          "(a full replica on each, as this trainer runs)"))
-            if n > 1:
-                lines.append(("", f"{dtype}: sharded over {n} processes with FSDP: "
-                                  f"{gib(total / n)} per GPU"))
+            state = (f"{dtype}: weights {gib(weights)} + grads {gib(weights)} + AdamW "
+                     f"{gib(2 * weights)}{ref} = {gib(total)}")
+            label = "memory" if index == 0 else ""
+            if cfg.sharding == "fsdp":
+                processes = f"{n} process{'es' if n != 1 else ''}"
+                lines.append((label, f"{state}, sharded over {processes} with FSDP: {gib(total / n)} per {where}"))
+                lines.append(("", f"{dtype}: rollouts gather the full weights in {precision.compute}: "
+                                  f"{gib(self.gathered_bytes(precision))} per {where} on top"))
+            else:
+                lines.append((label, f"{state} per process (a full replica on each, sharding = none)"))
+                if n > 1:
+                    lines.append(("", f"{dtype}: with --sharding fsdp over {n} processes: "
+                                      f"{gib(total / n)} per {where}"))
             layers, per_layer, logits, per_logit = self.activation_bytes(precision)
             lines.append(("", f"{dtype}: activations of {what} ({self.activation_tokens:,} "
                               f"tokens), no recomputation: layers {gib(layers)} ({per_layer} B x "
@@ -522,18 +535,24 @@ def _warnings(plan: Plan) -> list[str]:
                      f"{prompt:,} + {cfg.max_new_tokens:,} new), more than the model's "
                      f"{shape.max_positions:,} positions")
     limit = REFERENCE_GPU_GIB * GIB
+    n = launch.processes
     for precision in plan.precisions if shape is not None and plan.gpus else ():
         dtype, need = describe_precision(precision), plan.state_bytes(precision)
-        if need > limit:
-            sharded = (f"; sharded over {launch.processes} with FSDP it would be "
-                       f"{gib(need / launch.processes)}" if launch.processes > 1 else "")
+        if cfg.sharding == "fsdp" and need / n + plan.gathered_bytes(precision) > limit:
+            notes.append(f"with FSDP over {n} processes, a shard of weights + grads + AdamW in {dtype} "
+                         f"({gib(need / n)}) and the weights gathered for rollouts "
+                         f"({gib(plan.gathered_bytes(precision))}) take more than an {REFERENCE_GPU_GIB} GiB GPU holds")
+        elif cfg.sharding == "none" and need > limit:
+            sharded = f"; --sharding fsdp over {n} would make it {gib(need / n)}" if n > 1 else ""
             notes.append(f"weights + grads + AdamW in {dtype} take {gib(need)} per process, more "
-                         f"than an {REFERENCE_GPU_GIB} GiB GPU holds (this trainer replicates them "
+                         f"than an {REFERENCE_GPU_GIB} GiB GPU holds (sharding = none replicates them "
                          f"on every process{sharded})")
         if plan.activation_bytes(precision)[0] > limit:
             notes.append(f"activations of {plan.activation_tokens:,} tokens without recomputation "
                          f"exceed an {REFERENCE_GPU_GIB} GiB GPU; the reference uses gradient "
                          "checkpointing and at most 40,960 tokens per GPU per micro-batch")
+    if cfg.sharding == "fsdp" and n == 1:
+        notes.append("sharding = fsdp over one process splits nothing: it holds every tensor whole")
     if cfg.algo != "sft" and cfg.micro_batch_tokens < plan.max_call_tokens:
         notes.append(f"one model call can be longer than micro_batch_tokens "
                      f"({cfg.micro_batch_tokens:,}); such a sample is trained alone")

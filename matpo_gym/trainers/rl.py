@@ -6,11 +6,14 @@ only in credit assignment (:func:`~matpo_gym.trainers.advantages.assign_credit`)
 single-agent episodes and trains the root trajectory; MATPO plays planner + worker episodes and
 gives every worker its planner rollout's advantage (``worker_advantage="parent_mask"`` instead
 reproduces the reference's per-token quirk, trained through :func:`token_advantage_loss`).
+With ``sharding = "fsdp"`` (:mod:`~matpo_gym.trainers.sharding`) rollouts run with the full weights
+gathered, and every process runs as many micro-batches, padding with zero-weight ones.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import random
 import time
@@ -25,12 +28,21 @@ from matpo_gym.envs.gym_env import MatpoEnv
 from matpo_gym.policies.hf import resolve_device
 from matpo_gym.rollout import EpisodeRequest, rollout
 from matpo_gym.trainers.advantages import assign_credit
-from matpo_gym.trainers.batch import collate, micro_batches, samples_from_credit, token_logprobs
+from matpo_gym.trainers.batch import Sample, collate, micro_batches, samples_from_credit
 from matpo_gym.trainers.config import Aggregation, TrainConfig, run_metadata
 from matpo_gym.trainers.distributed import DataParallel
 from matpo_gym.trainers.loss import LossStats, policy_loss
 from matpo_gym.trainers.precision import resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for, held_out_tasks
+from matpo_gym.trainers.sharding import (
+    full_model_state,
+    full_named_parameters,
+    full_parameters,
+    load_optimizer_state,
+    model_logprobs,
+    optimizer_state,
+    shard_model,
+)
 from matpo_gym.trainers.state import (
     Checkpoints,
     MetricsLog,
@@ -81,6 +93,7 @@ class RLTrainer:
             raise ValueError(f"RLTrainer runs grpo or matpo, not {config.algo!r}.")
         self.config = config
         self.start_step = 0
+        self.sharded = config.sharding == "fsdp"
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -94,7 +107,15 @@ class RLTrainer:
         self.checkpoints = Checkpoints(cfg.out)
         resume = self.checkpoints.latest()
         self.precision = resolve_precision(cfg.precision, self.device.type)
-        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device, self.precision)
+        load_on = torch.device("cpu") if self.sharded else self.device  # FSDP moves each shard to the device
+        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), load_on, self.precision)
+        self.reference = None
+        if cfg.kl_coef > 0:
+            self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+        if self.sharded:
+            self.model = shard_model(self.model, self.device, self.precision)
+            if self.reference is not None:
+                self.reference = shard_model(self.reference, self.device, self.precision)
         autocast = torch.bfloat16 if self.precision.name == "bf16-mixed" else None
         seed = cfg.seed + 1_000_003 * self.parallel.rank
         if cfg.rollout_engine == "vllm":
@@ -115,9 +136,6 @@ class RLTrainer:
             batch_size=cfg.rollout_batch, autocast=autocast,
         )
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.reference = None
-        if cfg.kl_coef > 0:
-            self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.train_spec = env_spec_for(cfg, cfg.env)
         self.eval_spec = env_spec_for(cfg, cfg.eval_env or cfg.env)
         self.train_tasks = list(MatpoEnv(self.train_spec, mode=cfg.mode, split="train").tasks)
@@ -125,7 +143,7 @@ class RLTrainer:
         self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
         self.parallel.barrier()
         if resume is not None:
-            state = Checkpoints.restore(resume, self.optimizer)
+            state = Checkpoints.restore(resume, functools.partial(load_optimizer_state, self.model, self.optimizer))
             self.start_step = int(state["step"])
             self.metrics.truncate_after(self.start_step)
         else:
@@ -150,8 +168,9 @@ class RLTrainer:
             for g in range(cfg.group_size)
         ]
         self.model.eval()
-        return list(rollout(self._make_env(self.train_spec, "train"), self.policy, requests,
-                            batch_size=cfg.rollout_batch))
+        with full_parameters(self.model, enabled=getattr(self.policy, "model", None) is self.model):
+            return list(rollout(self._make_env(self.train_spec, "train"), self.policy, requests,
+                                batch_size=cfg.rollout_batch))
 
     def update(self, results: list[EpisodeResult]) -> dict[str, float]:
         """Credit, then one optimizer step per epoch over every generated token."""
@@ -166,19 +185,24 @@ class RLTrainer:
         total_samples = self.parallel.sum(len(samples))
         if total_samples:
             max_len = max((len(s.completion_ids) for s in samples), default=1)
+            chunks = list(micro_batches(samples, cfg.micro_batch_tokens))
+            real = len(chunks)
+            if self.sharded:  # FSDP gathers in every forward: every process runs as many micro-batches
+                pad = self.tokenizer.pad_token_id
+                chunks += [[Sample([pad], [pad], [0.0], 0.0, "padding")]] * (self.parallel.max(real) - real)
             self.model.train()
             for _ in range(cfg.epochs_per_step):
                 self.optimizer.zero_grad(set_to_none=True)
-                for chunk in micro_batches(samples, cfg.micro_batch_tokens):
+                for index, chunk in enumerate(chunks):
                     batch = collate(chunk, self.tokenizer.pad_token_id).to(self.device)
                     generated = batch.loss_mask.bool()
                     with self.precision.autocast(self.device):
-                        logprobs = token_logprobs(self.model, batch.input_ids, batch.attention_mask,
+                        logprobs = model_logprobs(self.model, batch.input_ids, batch.attention_mask,
                                                   cfg.temperature, generated)
                     ref = None
                     if self.reference is not None:
                         with torch.no_grad(), self.precision.autocast(self.device):
-                            ref = token_logprobs(self.reference, batch.input_ids, batch.attention_mask, cfg.temperature,
+                            ref = model_logprobs(self.reference, batch.input_ids, batch.attention_mask, cfg.temperature,
                                                  generated)
                     options: dict[str, Any] = {
                         "clip_eps": cfg.clip_eps, "clip_eps_high": cfg.clip_eps_high,
@@ -194,11 +218,15 @@ class RLTrainer:
                             logprobs, batch.old_logprobs, batch.token_advantages, batch.loss_mask,
                             **options,
                         )
+                    if index >= real:  # padding: FSDP's gathers and reductions run, no gradient is added
+                        (loss * 0.0).backward()
+                        continue
                     weight = st.tokens / total_tokens if cfg.aggregation == "token-mean" else len(chunk) / total_samples
                     (loss * weight).backward()
                     for key in stats:
                         stats[key].append(getattr(st, key))
-                self.parallel.sum_gradients(self.model)
+                if not self.sharded:
+                    self.parallel.sum_gradients(self.model)
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
                 self.optimizer.step()
             self._sync_rollout_weights()
@@ -225,14 +253,15 @@ class RLTrainer:
         """Push the updated weights into a separate rollout engine (vLLM); HF shares them already."""
         load = getattr(self.policy, "load_weights", None)
         if load is not None:
-            load((name, param.detach()) for name, param in self.model.named_parameters())
+            load(full_named_parameters(self.model))
 
     def evaluate(self) -> dict[str, float]:
         """Greedy accuracy on the held-out questions."""
         requests = [EpisodeRequest(task, f"{task.id}/eval") for task in self.parallel.shard(self.eval_tasks)]
         self.model.eval()
-        results = list(rollout(self._make_env(self.eval_spec, "test"), self.greedy, requests,
-                               batch_size=self.config.rollout_batch))
+        with full_parameters(self.model):
+            results = list(rollout(self._make_env(self.eval_spec, "test"), self.greedy, requests,
+                                   batch_size=self.config.rollout_batch))
         outcomes = self.parallel.gather([(r.score, r.reward, r.stop_reason == "answer") for r in results])
         return {
             "eval_accuracy": mean([o[0] for o in outcomes]),
@@ -293,10 +322,12 @@ class RLTrainer:
         }
 
     def save(self, step: int) -> None:
+        weights = full_model_state(self.model)  # gathered on every process under FSDP
+        optimizer = optimizer_state(self.model, self.optimizer)
         if self.parallel.is_main:
             extra = {"algo": self.config.algo, "worker_advantage": self.config.worker_advantage,
                      "config": run_metadata(self.config)}
-            self.checkpoints.save(step, self.model, self.tokenizer, self.optimizer, extra)
+            self.checkpoints.save(step, self.model, self.tokenizer, optimizer, extra, weights)
         self.parallel.barrier()
 
     def cleanup(self) -> None:

@@ -8,10 +8,15 @@ rollout time) extends the previous prompt and completion, which holds unless the
 cut; otherwise it splits where the prefix breaks. The loss is
 on the generated tokens (completion plus end-of-turn) only, and the LM head runs on those
 positions alone: a multi-turn demonstration costs one forward pass, not one per turn.
+
+Launched on several processes, each trains on its share of every batch and the loss is a mean over
+the tokens of all of them; with ``sharding = "fsdp"`` a process whose share is empty still runs a
+zero-weight forward and backward, since FSDP's collectives run inside them.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import random
@@ -30,10 +35,17 @@ from matpo_gym.envs.spec import EnvSpec
 from matpo_gym.policies.hf import chat_prompt_ids, resolve_device
 from matpo_gym.policies.scripted import SearchReadPolicy
 from matpo_gym.rollout import EpisodeRequest, rollout
-from matpo_gym.trainers.batch import token_logprobs
 from matpo_gym.trainers.config import TrainConfig
+from matpo_gym.trainers.distributed import DataParallel
 from matpo_gym.trainers.precision import resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for
+from matpo_gym.trainers.sharding import (
+    full_model_state,
+    load_optimizer_state,
+    model_logprobs,
+    optimizer_state,
+    shard_model,
+)
 from matpo_gym.trainers.state import (
     Checkpoints,
     MetricsLog,
@@ -135,15 +147,20 @@ class SFTTrainer:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.start_step = 0
+        self.sharded = config.sharding == "fsdp"
 
     def setup(self) -> None:
         cfg = self.config
         seed_everything(cfg.seed)
-        self.device = resolve_device(cfg.device)
+        self.parallel = DataParallel(cpu=cfg.device == "cpu")
+        self.device = self.parallel.device if cfg.device == "auto" else resolve_device(cfg.device)
         self.checkpoints = Checkpoints(cfg.out)
         resume = self.checkpoints.latest()
         self.precision = resolve_precision(cfg.precision, self.device.type)
-        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device, self.precision)
+        load_on = torch.device("cpu") if self.sharded else self.device  # FSDP moves each shard to the device
+        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), load_on, self.precision)
+        if self.sharded:
+            self.model = shard_model(self.model, self.device, self.precision)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
         self.spec = env_spec_for(cfg, cfg.env)
@@ -151,7 +168,8 @@ class SFTTrainer:
         if not self.samples:
             raise RuntimeError("The scripted policy solved no training question; no demonstrations to learn from.")
         if resume is not None:
-            self.start_step = int(Checkpoints.restore(resume, self.optimizer)["step"])
+            load = functools.partial(load_optimizer_state, self.model, self.optimizer)
+            self.start_step = int(Checkpoints.restore(resume, load)["step"])
             self.metrics.truncate_after(self.start_step)
         else:
             self.metrics.truncate_after(-1)  # a fresh start redoes whatever an interrupted attempt logged
@@ -203,35 +221,46 @@ class SFTTrainer:
             next_batch()
         row: dict[str, Any] = {}
         bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
-                   desc=f"sft {cfg.env}", unit="step", disable=cfg.quiet)
+                   desc=f"sft {cfg.env}", unit="step", disable=cfg.quiet or not self.parallel.is_main)
+        pad = self.tokenizer.pad_token_id
+        padding = Demonstration([pad, pad], [False, True], "padding")
         for step in bar:
-            chunk = next_batch()
+            share = self.parallel.shard(next_batch())  # each process trains on its share of the batch
             started = time.perf_counter()
             self.model.train()
-            input_ids, attention, mask = (t.to(self.device) for t in
-                                          collate_demonstrations(chunk, self.tokenizer.pad_token_id))
+            input_ids, attention, mask = (t.to(self.device) for t in collate_demonstrations(share or [padding], pad))
             with self.precision.autocast(self.device):
-                logprobs = token_logprobs(self.model, input_ids, attention, positions=mask)[mask]
-            loss = -logprobs.mean()
+                logprobs = model_logprobs(self.model, input_ids, attention, positions=mask)[mask]
+            tokens = self.parallel.sum(float(mask.sum()) if share else 0.0)
+            loss = -logprobs.sum() / tokens * (1.0 if share else 0.0)  # a share-less process joins FSDP with zeros
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if not self.sharded:
+                self.parallel.sum_gradients(self.model)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
             with torch.no_grad():
-                accuracy = float((logprobs.exp() > 0.5).float().mean())
-            row = {"step": step + 1, "loss": loss.item(), "token_accuracy": accuracy,
-                   "tokens": int(mask.sum()), "seconds": time.perf_counter() - started}
-            self.metrics.write(row)
+                correct = float((logprobs.exp() > 0.5).sum()) if share else 0.0
+            row = {"step": step + 1, "loss": self.parallel.sum(loss.item()),
+                   "token_accuracy": self.parallel.sum(correct) / tokens, "tokens": int(tokens),
+                   "seconds": time.perf_counter() - started}
+            if self.parallel.is_main:
+                self.metrics.write(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
             last = step + 1 == cfg.steps
             if (cfg.save_every and (step + 1) % cfg.save_every == 0) or last:
                 self.save(step + 1)
         bar.close()
-        plot_curves(self.metrics.read(), cfg.out / "curves.png", ("loss", "token_accuracy"))
+        if self.parallel.is_main:
+            plot_curves(self.metrics.read(), cfg.out / "curves.png", ("loss", "token_accuracy"))
         return row
 
     def save(self, step: int) -> None:
-        self.checkpoints.save(step, self.model, self.tokenizer, self.optimizer, {"algo": "sft"})
+        weights = full_model_state(self.model)  # gathered on every process under FSDP
+        optimizer = optimizer_state(self.model, self.optimizer)
+        if self.parallel.is_main:
+            self.checkpoints.save(step, self.model, self.tokenizer, optimizer, {"algo": "sft"}, weights)
+        self.parallel.barrier()
 
     def cleanup(self) -> None:
         pass

@@ -7,6 +7,7 @@ import math
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +40,20 @@ class Checkpoints:
     def __init__(self, out: Path):
         self.root = out / "checkpoints"
 
-    def save(self, step: int, model, tokenizer, optimizer: torch.optim.Optimizer | None,
-             extra: dict[str, Any]) -> Path:
+    def save(self, step: int, model, tokenizer, optimizer_state: dict[str, Any] | None,
+             extra: dict[str, Any], weights: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write ``step-N`` atomically; ``weights`` is a sharded model's gathered full state dict
+        (:func:`~matpo_gym.trainers.sharding.full_model_state`), None saves ``model``'s own."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"step-{step}"
         tmp = self.root / f".step-{step}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=weights)
         tokenizer.save_pretrained(tmp)
         torch.save(
             {
                 "step": step,
-                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "optimizer": optimizer_state,
                 "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
                 "extra": extra,
             },
@@ -71,10 +74,12 @@ class Checkpoints:
         return path if path.is_dir() else None
 
     @staticmethod
-    def restore(path: Path, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
-        state = torch.load(path / "trainer_state.pt", weights_only=False)
-        if optimizer is not None and state["optimizer"] is not None:
-            optimizer.load_state_dict(state["optimizer"])
+    def restore(path: Path, load_optimizer: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+        """The trainer state of ``path``; its optimizer state goes to ``load_optimizer``. Memory-mapped:
+        processes that do not read the optimizer tensors (FSDP's other ranks) never load them."""
+        state = torch.load(path / "trainer_state.pt", weights_only=False, mmap=True)
+        if load_optimizer is not None and state["optimizer"] is not None:
+            load_optimizer(state["optimizer"])
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])

@@ -51,13 +51,28 @@ def test_the_14b_matpo_plan_by_hand(capsys):
     assert f"{params:,} parameters (14.77 B)" in out
     assert "8 processes on 1 node, 8 GPUs" in out
     state = params * 16  # bf16-mixed: float32 weights 4 + grads 4 + AdamW 8 bytes a parameter
-    assert f"= {state / 1024**3:,.1f} GiB per process" in out
-    assert f"sharded over 8 processes with FSDP: {state / 8 / 1024**3:,.1f} GiB per GPU" in out
+    sharded = f"sharded over 8 processes with FSDP: {state / 8 / 1024**3:,.1f} GiB per GPU"
+    assert f"= {state / 1024**3:,.1f} GiB, {sharded}" in out
+    assert f"rollouts gather the full weights in bfloat16: {params * 2 / 1024**3:,.1f} GiB per GPU on top" in out
+    assert "a full replica" not in out and "more than an 80 GiB GPU holds" not in out  # sharded, it fits
     assert "256 questions x G 8 = 2,048 rollouts (256 per process)" in out
     assert "model turns per rollout: 1 .. 440 (planner <= 20, <= 20 workers x (20 + 1 summ" in out
     assert f"generated tokens: 2,048 .. {2048 * 440 * 8192:,}" in out
     assert "train env  matpo-data: matpo_data (veggiebird/MATPO-data, split train" in out
-    assert "more than an 80 GiB GPU holds" in out  # a full 14B replica per process does not fit
+
+
+def test_without_sharding_the_plan_is_a_full_replica_that_does_not_fit(capsys):
+    code, out, _ = dry_run(capsys, "--recipe", "trainers/paper-matpo-qwen3-14b.toml", "--sharding", "none")
+    assert code == 0
+    state = 14_768_307_200 * 16
+    assert f"= {state / 1024**3:,.1f} GiB per process (a full replica on each, sharding = none)" in out
+    assert f"with --sharding fsdp over 8 processes: {state / 8 / 1024**3:,.1f} GiB per GPU" in out
+    assert "more than an 80 GiB GPU holds" in out and "rollouts gather" not in out
+
+
+def test_fsdp_over_one_process_says_it_splits_nothing(capsys):
+    code, out, _ = dry_run(capsys, "--recipe", "trainers/tiny-matpo.toml", "--sharding", "fsdp")
+    assert code == 0 and "sharded over 1 process with FSDP" in out and "splits nothing" in out
 
 
 def test_flag_overrides_are_validated_and_shown(capsys):
@@ -123,6 +138,7 @@ def test_paper_recipes_carry_the_reference_settings():
         assert (config.planner_turns, config.worker_turns, config.single_turns) == (20, 20, 20)
         assert (config.context_tokens, config.env, config.kl_coef) == (32768, "matpo-data", 0.0)
         assert config.worker_advantage == "scalar" and config.format_weight == 0.1
+        assert config.sharding == "fsdp"
         assert config.model == ("Qwen/Qwen3-14B" if path.stem.endswith("14b") else "Qwen/Qwen3-4B")
         plan = make_plan(config)
         assert plan.env.source.kind == "matpo_data" and plan.env.limits.context_tokens == 32768
@@ -190,4 +206,4 @@ def test_pure_bf16_halves_the_state_and_says_so(capsys):
     assert code == 0
     params = 14_768_307_200
     assert f"memory     bfloat16: weights {params * 2 / 1024**3:,.1f} GiB" in out
-    assert f"= {params * 8 / 1024**3:,.1f} GiB per process" in out
+    assert f"= {params * 8 / 1024**3:,.1f} GiB, sharded over 8 processes" in out

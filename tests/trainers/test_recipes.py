@@ -28,15 +28,17 @@ def test_grpo_and_matpo_recipes_share_the_budget():
     for prefix in ("tiny", "paper-{}-qwen3-4b", "paper-{}-qwen3-14b"):
         names = [f"{prefix}-{a}" if "{}" not in prefix else prefix.format(a) for a in ("grpo", "matpo")]
         grpo, matpo = (load_recipe(Path("trainers") / f"{n}.toml") for n in names)
-        for field in ("steps", "questions_per_step", "group_size", "lr", "max_new_tokens", "seed"):
+        for field in ("steps", "questions_per_step", "group_size", "lr", "max_new_tokens", "seed", "sharding"):
             assert getattr(grpo, field) == getattr(matpo, field), (names, field)
         assert (grpo.mode, matpo.mode) == ("single", "matpo")
 
 
 def test_cli_flags_override_recipe_values():
-    config = parse(["train", "--recipe", "trainers/tiny-matpo.toml", "--steps", "3", "--lr", "0.5"])
+    flags = ["--steps", "3", "--lr", "0.5", "--sharding", "fsdp"]
+    config = parse(["train", "--recipe", "trainers/tiny-matpo.toml", *flags])
     assert isinstance(config, TrainConfig)
     assert config.steps == 3 and config.lr == 0.5 and config.group_size == 4 and config.algo == "matpo"
+    assert config.sharding == "fsdp" and TrainConfig().sharding == "none"
 
 
 def test_bad_recipe_names_the_key(tmp_path):
