@@ -90,7 +90,9 @@ def shard_model(model: torch.nn.Module, device: torch.device, precision: Precisi
     for module in model.modules():
         if isinstance(module, FSDPModule):
             module.set_gradient_divide_factor(1.0)  # a sum, as the loss weights expect
-            module.set_force_sum_reduction_for_comms(True)  # gloo has no pre-multiplied sum
+            force_sum = getattr(module, "set_force_sum_reduction_for_comms", None)  # torch >= 2.8
+            if force_sum is not None:
+                force_sum(True)  # gloo has no pre-multiplied sum (NCCL does)
     setattr(model, LOGPROBS_METHOD, functools.partial(token_logprobs, model))
     register_fsdp_forward_method(model, LOGPROBS_METHOD)
     return model
