@@ -304,15 +304,29 @@ Cell = tuple[str, Path, float]
 """(label, env file, noise rate) of one evaluation run."""
 
 
-def evaluation_tiers(config: ReproduceConfig, envs: EnvFiles) -> list[list[Cell]]:
-    """Evaluation cells in order of what the report needs first: every family at the first noise
-    rate (the main table), then the other rates, then the context sweep. Each tier is run for
-    every model before the next starts, so a run cut short still has a complete main table."""
+def model_plan(config: ReproduceConfig) -> list[tuple[str, str, int]]:
+    """(method, mode, seed) of every evaluated model: the SFT warm start in both modes, then each
+    seed's GRPO and MATPO."""
+    return [("sft", mode, 0) for mode in ("single", "matpo")] + [
+        (algo, mode, seed) for seed in config.seeds for algo, mode in METHODS.items()]
+
+
+def evaluation_plan(config: ReproduceConfig) -> list[list[tuple[str, float]]]:
+    """(label, noise rate) of every evaluation cell, in order of what the report needs first: every
+    family at the first noise rate (the main table), then the other rates, then the context sweep
+    (label ``ctx<budget>``). Each tier is run for every model before the next starts, so a run cut
+    short still has a complete main table."""
     first, *others = config.noise_rates
-    tiers = [[(family, path, first) for family, path in envs.eval.items()]]
-    tiers.append([(family, path, rate) for rate in others for family, path in envs.eval.items()])
-    tiers.append([(f"ctx{ctx}", path, 0.0) for ctx, path in envs.sweep.items()])
+    tiers = [[(family, first) for family in config.eval_families],
+             [(family, rate) for rate in others for family in config.eval_families],
+             [(f"ctx{ctx}", 0.0) for ctx in config.context_sweep]]
     return [tier for tier in tiers if tier]
+
+
+def evaluation_tiers(config: ReproduceConfig, envs: EnvFiles) -> list[list[Cell]]:
+    """:func:`evaluation_plan` with each cell's env file."""
+    paths = {**envs.eval, **{f"ctx{ctx}": path for ctx, path in envs.sweep.items()}}
+    return [[(label, paths[label], rate) for label, rate in tier] for tier in evaluation_plan(config)]
 
 
 def evaluate(config: ReproduceConfig, model: Model, cells: list[Cell]) -> None:
@@ -321,8 +335,7 @@ def evaluate(config: ReproduceConfig, model: Model, cells: list[Cell]) -> None:
     from matpo_gym.policies.hf import HFPolicy, load_pretrained, resolve_device, resolve_dtype
 
     folder = config.out / "eval"
-    pending = [c for c in cells
-               if not _complete(folder / cell_name(model, c[0], c[2]), model.mode, config.eval_questions)]
+    pending = [c for c in cells if not cell_complete(config, model, c[0], c[2])]
     if not pending:
         return
     device = resolve_device(config.device)
@@ -345,12 +358,13 @@ def cell_name(model: Model, label: str, rate: float) -> str:
     return f"{model.method}-{model.mode}-seed{model.seed}-{label}-noise{rate:g}"
 
 
-def _complete(folder: Path, mode: str, questions: int) -> bool:
-    path = folder / f"{mode}.jsonl"
+def cell_complete(config: ReproduceConfig, model: Model, label: str, rate: float) -> bool:
+    """Whether the cell's records hold every planned question."""
+    path = config.out / "eval" / cell_name(model, label, rate) / f"{model.mode}.jsonl"
     if not path.is_file():
         return False
     with path.open(encoding="utf-8") as handle:
-        return sum(1 for line in handle if line.strip()) >= questions
+        return sum(1 for line in handle if line.strip()) >= config.eval_questions
 
 
 # -- the whole pipeline --------------------------------------------------------------------------
@@ -370,12 +384,14 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
         model_dir = build_model(config)
         _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
         sft = train_sft(config, model_dir, envs)
-        models = [Model("sft", mode, 0, sft) for mode in ("single", "matpo")]
-        for seed in config.seeds:
-            for algo, mode in METHODS.items():
-                folder = config.out / f"{algo}-seed{seed}"
-                _say(stream, f"[2/4] {algo} seed {seed} ({config.rl_steps} steps) -> {folder}")
-                models.append(Model(algo, mode, seed, _train(rl_config(config, algo, seed, sft, envs))))
+        models = []
+        for method, mode, seed in model_plan(config):
+            checkpoint = sft
+            if method != "sft":
+                folder = config.out / f"{method}-seed{seed}"
+                _say(stream, f"[2/4] {method} seed {seed} ({config.rl_steps} steps) -> {folder}")
+                checkpoint = _train(rl_config(config, method, seed, sft, envs))
+            models.append(Model(method, mode, seed, checkpoint))
         tiers = evaluation_tiers(config, envs)
         for tier, cells in enumerate(tiers, 1):
             for index, model in enumerate(models, 1):
@@ -445,10 +461,13 @@ def rerun_command(config: ReproduceConfig) -> str:
         if isinstance(value, list):
             value = tuple(value)
         if value != preset_value:
-            shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
-                if isinstance(value, tuple) else (f"{value:g}" if isinstance(value, float) else str(value))
-            words.append(f"--{name.replace('_', '-')} {shown}")
+            items = value if isinstance(value, tuple) else (value,)
+            words.append(f"--{name.replace('_', '-')} " + " ".join(_cli_word(v) for v in items))
     return " ".join(words)
+
+
+def _cli_word(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _from_manifest(config: ReproduceConfig) -> ReproduceConfig:

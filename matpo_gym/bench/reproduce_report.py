@@ -16,7 +16,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from matpo_gym.bench.reproduce import METHODS, Model, ReproduceConfig, cell_name, load_manifest, rerun_command
+from matpo_gym.bench.reproduce import (
+    METHODS,
+    Model,
+    ReproduceConfig,
+    cell_complete,
+    cell_name,
+    evaluation_plan,
+    load_manifest,
+    model_plan,
+    rerun_command,
+)
 from matpo_gym.bench.stats import mean_ci
 
 ROWS = (("sft", "single"), ("sft", "matpo"), ("grpo", "single"), ("matpo", "matpo"))
@@ -116,9 +126,9 @@ def budget(logs: Sequence[list[dict[str, Any]]]) -> dict[str, float]:
     }
 
 
-def compute_seconds(out: Path, budgets: dict[str, dict[str, float]]) -> dict[str, float]:
+def compute_seconds(out: Path, sft_log: list[dict[str, Any]], budgets: dict[str, dict[str, float]]) -> dict[str, float]:
     """Seconds each stage computed, summed from its own logs (so a resumed run counts every part)."""
-    sft = sum(float(r.get("seconds", 0)) for r in _records(out / "sft" / "metrics.jsonl"))
+    sft = sum(float(r.get("seconds", 0)) for r in sft_log)
     times = {"sft": sft, **{algo: b["seconds"] for algo, b in budgets.items()}}
     evaluation = 0.0
     for path in (out / "eval").glob("*/*.jsonl"):
@@ -127,21 +137,17 @@ def compute_seconds(out: Path, budgets: dict[str, dict[str, float]]) -> dict[str
     return times
 
 
-def progress(config: ReproduceConfig, logs: dict[str, list[list[dict[str, Any]]]]) -> dict[str, list[int]]:
+def progress(config: ReproduceConfig, sft_log: list[dict[str, Any]],
+             logs: dict[str, list[list[dict[str, Any]]]]) -> dict[str, list[int]]:
     """[done, planned] of every stage, so a report of a run cut short says what it is missing."""
-    sft = len(_records(config.out / "sft" / "metrics.jsonl"))
+    sft = len(sft_log)
     done = {"sft steps": [min(sft, config.sft_steps), config.sft_steps]}
     for algo, runs in logs.items():
         steps = sum(len([r for r in rows if "reward" in r]) for rows in runs)
         done[f"{algo} steps"] = [steps, config.rl_steps * len(config.seeds)]
-    labels = [*config.eval_families, *(f"ctx{c}" for c in config.context_sweep)]
-    rates = {label: (config.noise_rates if label in config.eval_families else (0.0,)) for label in labels}
-    models = [*(Model("sft", mode, 0, config.out) for mode in ("single", "matpo")),
-              *(Model(algo, mode, seed, config.out) for seed in config.seeds for algo, mode in METHODS.items())]
-    cells = [(m, label, r) for m in models for label in labels for r in rates[label]]
-    complete = sum(len(_records(config.out / "eval" / cell_name(m, label, r) / f"{m.mode}.jsonl"))
-                   >= config.eval_questions for m, label, r in cells)
-    done["evaluation cells"] = [complete, len(cells)]
+    models = [Model(*key, config.out) for key in model_plan(config)]
+    cells = [(m, label, rate) for m in models for tier in evaluation_plan(config) for label, rate in tier]
+    done["evaluation cells"] = [sum(cell_complete(config, *c) for c in cells), len(cells)]
     return done
 
 
@@ -149,7 +155,8 @@ def progress(config: ReproduceConfig, logs: dict[str, list[list[dict[str, Any]]]
 
 
 def collect(config: ReproduceConfig) -> dict[str, Any]:
-    """Every number of the report, from the run folder's records (each file read once)."""
+    """Every number of the report, from the run folder's records (each file parsed once; the
+    progress count only counts an evaluation cell's lines)."""
     out, seeds = config.out, config.seeds
     families = list(config.eval_families)
     cells: dict[tuple[str, str, str, float], dict[str, Any]] = {}
@@ -173,6 +180,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
              for m, mode in ROWS}
     pressure = {f"{m}/{mode}": {str(c): pooled(m, mode, f"ctx{c}", 0.0) for c in config.context_sweep}
                 for m, mode in ROWS}
+    sft_log = _records(out / "sft" / "metrics.jsonl")
     logs = {algo: [_records(out / f"{algo}-seed{s}" / "metrics.jsonl") for s in seeds] for algo in METHODS}
     budgets = {algo: budget(logs[algo]) for algo in METHODS}
     return {
@@ -186,8 +194,8 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "curves": {algo: {key: curves(logs[algo], key) for key in ("reward", "eval_accuracy")} for algo in METHODS},
         "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
         "budget": budgets,
-        "compute_seconds": compute_seconds(out, budgets),
-        "progress": progress(config, logs),
+        "compute_seconds": compute_seconds(out, sft_log, budgets),
+        "progress": progress(config, sft_log, logs),
     }
 
 

@@ -279,7 +279,7 @@ class Plan:
         lines: list[tuple[str, str]] = []
         where = "GPU" if self.gpus else "process"
         for index, precision in enumerate(self.precisions):
-            dtype = describe_precision(precision)
+            dtype = precision.label
             total = self.state_bytes(precision)
             weights = total // (5 if cfg.kl_coef > 0 else 4)
             ref = f" + reference {gib(weights)}" if cfg.kl_coef > 0 else ""
@@ -486,11 +486,6 @@ def training_precisions(config: TrainConfig, launch: Launch) -> tuple[tuple[Prec
     return ((gpu, cpu) if gpu != cpu else (gpu,)), False
 
 
-def describe_precision(precision: PrecisionPlan) -> str:
-    if precision.name == "bf16-mixed":
-        return "bf16-mixed (float32 weights, bfloat16 compute)"
-    return "bfloat16" if precision.name == "bf16" else "float32"
-
 
 def check(config: TrainConfig) -> None:
     """Values a run would fail on, or learn nothing from: a one-line :class:`ConfigError`."""
@@ -537,7 +532,7 @@ def _warnings(plan: Plan) -> list[str]:
     limit = REFERENCE_GPU_GIB * GIB
     n = launch.processes
     for precision in plan.precisions if shape is not None and plan.gpus else ():
-        dtype, need = describe_precision(precision), plan.state_bytes(precision)
+        dtype, need = precision.label, plan.state_bytes(precision)
         if cfg.sharding == "fsdp" and need / n + plan.gathered_bytes(precision) > limit:
             notes.append(f"with FSDP over {n} processes, a shard of weights + grads + AdamW in {dtype} "
                          f"({gib(need / n)}) and the weights gathered for rollouts "

@@ -39,17 +39,31 @@ class PrecisionPlan:
         """The dtype matrix products run in."""
         return "float32" if self.name == "fp32" else "bfloat16"
 
+    @property
+    def label(self) -> str:
+        """How a plan or a report names it."""
+        if self.name == "bf16-mixed":
+            return "bf16-mixed (float32 weights, bfloat16 compute)"
+        return "bfloat16" if self.name == "bf16" else "float32"
+
     def weight_dtype(self) -> torch.dtype:
         import torch
 
         return torch.bfloat16 if self.name == "bf16" else torch.float32
 
-    @contextlib.contextmanager
-    def autocast(self, device: torch.device) -> Iterator[None]:
-        """bfloat16 autocast around a forward pass under ``bf16-mixed``; nothing otherwise."""
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype forward passes autocast to (``bf16-mixed``), or None: they run in the weights' dtype."""
         import torch
 
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.name == "bf16-mixed"):
+        return torch.bfloat16 if self.name == "bf16-mixed" else None
+
+    @contextlib.contextmanager
+    def autocast(self, device: torch.device) -> Iterator[None]:
+        """Autocast around a forward pass under ``bf16-mixed``; nothing otherwise."""
+        import torch
+
+        dtype = self.autocast_dtype()
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             yield
 
 

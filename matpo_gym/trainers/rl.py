@@ -116,7 +116,7 @@ class RLTrainer:
             self.model = shard_model(self.model, self.device, self.precision)
             if self.reference is not None:
                 self.reference = shard_model(self.reference, self.device, self.precision)
-        autocast = torch.bfloat16 if self.precision.name == "bf16-mixed" else None
+        autocast = self.precision.autocast_dtype()
         seed = cfg.seed + 1_000_003 * self.parallel.rank
         if cfg.rollout_engine == "vllm":
             from matpo_gym.policies.vllm import VLLMPolicy

@@ -51,7 +51,7 @@ def test_sampled_logprobs_match_a_recomputation_by_the_trainer(tiny_model_dir):
     model, tokenizer = load_model(str(tiny_model_dir), torch.device(DEVICE), plan)
     from matpo_gym.policies.hf import HFPolicy
 
-    autocast = torch.bfloat16 if plan.name == "bf16-mixed" else None
+    autocast = plan.autocast_dtype()
     sampler = HFPolicy.from_pretrained_objects(model, tokenizer, temperature=1.0, max_new_tokens=24, seed=0,
                                                autocast=autocast)
     completions = sampler.generate(PROMPTS * 4)
