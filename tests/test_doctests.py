@@ -13,6 +13,8 @@ MODULES = [
     "matpo_gym.scoring.normalize",
     "matpo_gym.tools.noise",
     "matpo_gym.trainers.advantages",
+    "matpo_gym.trainers.schedule",
+    "matpo_gym.trainers.sft",
 ]
 
 

@@ -82,6 +82,8 @@ class ReproduceConfig:
     sft_batch_size: int | None = None
     sft_worlds: int | None = None
     """Offline worlds the SFT demonstrations come from (more worlds, more names to copy, not memorise)."""
+    sft_context_weight: float | None = None
+    """SFT loss weight of the tokens the model reads (prompts, pages) relative to those it writes."""
     rl_steps: int | None = None
     questions_per_step: int | None = None
     group_size: int | None = None
@@ -126,8 +128,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         train_family="frames", eval_families=("frames", "webwalker", "gaia"), difficulty="easy",
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(512, 768, 1024, 1536),
         eval_questions=24, filler_paragraphs=1, browse_max_chars=1200, context_tokens=1024,
-        summary_chars=300, hidden_size=256, num_layers=4, vocab_size=8192, num_entities=1500,
-        sft_steps=400, sft_demos=512, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1,
+        summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
+        sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=8, questions_per_step=8, group_size=4,
         rl_lr=1e-4, max_new_tokens=64, turns=6, format_weight=0.1, eval_every=4, curve_questions=16,
     ),
@@ -135,8 +137,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="",
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(768, 1024, 1536, 2048),
         eval_questions=100, filler_paragraphs=2, browse_max_chars=1600, context_tokens=1536,
-        summary_chars=400, hidden_size=512, num_layers=8, vocab_size=8192, num_entities=1500,
-        sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8,
+        summary_chars=400, hidden_size=512, num_layers=8, vocab_size=4096, num_entities=1500,
+        sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=60, questions_per_step=32, group_size=8,
         rl_lr=2e-5, max_new_tokens=96, turns=6, format_weight=0.1, eval_every=10, curve_questions=64,
     ),
@@ -145,7 +147,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         seeds=(0, 1), noise_rates=(0.0, 0.4), context_sweep=(256, 1024),
         eval_questions=2, filler_paragraphs=0, browse_max_chars=600, context_tokens=1024,
         summary_chars=200, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
-        sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1,
+        sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1, sft_context_weight=0.5,
         rl_steps=2, questions_per_step=2, group_size=2,
         rl_lr=1e-4, max_new_tokens=12, turns=6, format_weight=0.1, eval_every=1, curve_questions=2,
     ),
@@ -268,9 +270,10 @@ def train_sft(config: ReproduceConfig, model: Path, envs: EnvFiles) -> Path:
 
     return _train(TrainConfig(
         algo="sft", model=str(model), env=str(envs.train), out=config.out / "sft", steps=config.sft_steps,
-        lr=config.sft_lr, weight_decay=0.0, sft_demos=config.sft_demos,
+        lr=config.sft_lr, lr_schedule="cosine", warmup_steps=min(100, config.sft_steps // 10),
+        weight_decay=0.0, sft_demos=config.sft_demos,
         sft_batch_size=config.sft_batch_size, sft_mode="both",
-        sft_worlds=config.sft_worlds,
+        sft_worlds=config.sft_worlds, sft_context_weight=config.sft_context_weight,
         save_every=max(1, config.sft_steps // 4), seed=0, device=config.device, quiet=config.quiet,
     ))
 

@@ -1,7 +1,10 @@
 """A tiny chat model built on this machine: no download, no hub, a few seconds on a CPU.
 
-The tokenizer is a byte-level BPE trained on the offline world's page text, the env prompt
-templates and the world's training questions, so the text an agent reads tokenizes compactly.
+The tokenizer is a byte-level BPE trained on the page text of an offline world that no env plays
+(:data:`TOKENIZER_WORLD_SEED`), the env prompt templates and that world's questions, so the text
+an agent reads tokenizes compactly while every played world's names split into sub-word pieces
+alike. Digits are split one per token, as Llama's and Qwen's tokenizers do, so a number is copied
+digit by digit.
 The chat markers and the action grammar's tags are added tokens, one id each. The model is a
 ``LlamaForCausalLM`` with seeded random weights (a Llama config, because ``AutoTokenizer`` keeps a
 Llama checkpoint's tokenizer as saved, while a Qwen2 config swaps in Qwen2's pre-tokenizer and
@@ -29,9 +32,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the build changes, so cached models from an older build are not reused."""
 MANIFEST = "matpo_tiny.json"
+TOKENIZER_WORLD_SEED = 104_729
+"""The world whose text trains the tokenizer; no env plays it. A tokenizer trained on a world that
+is played turns that world's names into single tokens: a model taught to copy the multi-piece names
+of other worlds then fails on exactly those (its held-out questions), and one taught on that world
+alone memorises the name tokens instead of learning to copy."""
 
 BOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -70,7 +78,7 @@ class TinyModelConfig:
     """Width of each block's SwiGLU MLP."""
     max_position_embeddings: int = 4096
     """Longest sequence (prompt + completion) the model and tokenizer accept."""
-    world_seed: int = 0
+    world_seed: int = TOKENIZER_WORLD_SEED
     """Seed of the offline world whose pages train the tokenizer."""
     num_entities: int = 400
     """Size of that world (more entities, more tokenizer training text)."""
@@ -129,7 +137,10 @@ def _train_tokenizer(config: TinyModelConfig) -> PreTrainedTokenizerBase:
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=config.vocab_size - len(GRAMMAR_TOKENS),

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from matpo_gym.config import ConfigError, from_dict, load_toml, to_dict
 from matpo_gym.trainers.precision import Precision
+from matpo_gym.trainers.schedule import Schedule
 
 Algo = Literal["sft", "grpo", "matpo"]
 Aggregation = Literal["token-mean", "seq-mean-token-sum-norm"]
@@ -40,7 +41,11 @@ class TrainConfig:
     group_size: int = 4
     """Rollouts per question, G (the paper uses 8)."""
     lr: float = 1e-5
-    """Learning rate (constant, AdamW)."""
+    """Peak learning rate (AdamW)."""
+    lr_schedule: Schedule = "constant"
+    """``constant`` after warmup, or ``cosine`` decay to a tenth of ``lr`` at the last step."""
+    warmup_steps: int = 0
+    """Steps of linear warmup to ``lr``."""
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     clip_eps: float = 0.2
@@ -83,6 +88,11 @@ class TrainConfig:
     sft_worlds: int = 1
     """SFT: collect demonstrations in this many offline worlds (the env's, then the next seeds),
     ``sft_demos`` in each; names the model has never seen teach it to copy rather than memorise."""
+    sft_context_weight: float = 0.0
+    """SFT: loss weight of the tokens the model reads (prompts, tool results) relative to those it
+    generates (1). 0 is completion-only SFT. A small weight (0.2-0.5) teaches a model trained from
+    scratch the world's text, whose pages repeat each name several times: the copying it needs to
+    put a name from its prompt into a query or an answer emerges in a fraction of the steps."""
     eval_every: int = 5
     """Evaluate on held-out questions every N steps (0: only at the end)."""
     eval_questions: int = 32
@@ -91,8 +101,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: Precision = "auto"
-    """``bf16-mixed`` (float32 master weights, bfloat16 autocast; ``auto`` on CUDA), ``fp32``
-    (``auto`` on CPU) or pure ``bf16`` (half the weight memory; updates under a bfloat16 step vanish)."""
+    """``bf16-mixed`` (float32 master weights, bfloat16 autocast; ``auto`` on CUDA and AMX CPUs), ``fp32``
+    (``auto`` on other CPUs) or pure ``bf16`` (half the weight memory; updates under a bfloat16 step vanish)."""
     sharding: Sharding = "none"
     """``none``: every process holds a full replica of the weights, gradients and AdamW states (data
     parallel). ``fsdp``: PyTorch FSDP2 splits them over the processes, 1/N each, and gathers one

@@ -34,6 +34,7 @@ from matpo_gym.trainers.distributed import DataParallel
 from matpo_gym.trainers.loss import LossStats, policy_loss
 from matpo_gym.trainers.precision import resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for, held_out_tasks
+from matpo_gym.trainers.schedule import learning_rate, set_learning_rate
 from matpo_gym.trainers.sharding import (
     full_model_state,
     full_named_parameters,
@@ -281,6 +282,7 @@ class RLTrainer:
         bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
                    desc=f"{cfg.algo} {cfg.env}", unit="step", disable=cfg.quiet or not self.parallel.is_main)
         for step in bar:
+            set_learning_rate(self.optimizer, learning_rate(step, cfg.steps, cfg.lr, cfg.lr_schedule, cfg.warmup_steps))
             started = time.perf_counter()
             results = self.collect(step)
             rollout_seconds = time.perf_counter() - started

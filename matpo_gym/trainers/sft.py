@@ -6,8 +6,10 @@ train split; only episodes it answered correctly are kept (rejection sampling). 
 one sequence when each turn's prompt (encoded by ``chat_prompt_ids``, as the policies encode it at
 rollout time) extends the previous prompt and completion, which holds unless the context was
 cut; otherwise it splits where the prefix breaks. The loss is
-on the generated tokens (completion plus end-of-turn) only, and the LM head runs on those
-positions alone: a multi-turn demonstration costs one forward pass, not one per turn.
+on the generated tokens (completion plus end-of-turn), plus, with ``sft_context_weight``, a
+down-weighted loss on the tokens the model reads (prompts, pages), and the LM head runs on the
+scored positions alone: a multi-turn demonstration costs one forward pass, not one per turn. The
+logged ``loss`` is the generated tokens' mean NLL either way.
 
 Launched on several processes, each trains on its share of every batch and the loss is a mean over
 the tokens of all of them; with ``sharding = "fsdp"`` a process whose share is empty still runs a
@@ -39,6 +41,7 @@ from matpo_gym.trainers.config import TrainConfig
 from matpo_gym.trainers.distributed import DataParallel
 from matpo_gym.trainers.precision import resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for
+from matpo_gym.trainers.schedule import learning_rate, set_learning_rate
 from matpo_gym.trainers.sharding import (
     full_model_state,
     load_optimizer_state,
@@ -103,6 +106,17 @@ def collate_demonstrations(demos: Sequence[Demonstration], pad_id: int) -> tuple
         mask[row, : len(demo.ids) - 1] = torch.tensor(demo.generated[1:], dtype=torch.bool)
     return input_ids, attention, mask
 
+
+def target_weights(attention: torch.Tensor, generated: torch.Tensor, context_weight: float) -> torch.Tensor:
+    """Loss weight of each shifted target [B, T-1]: 1 for generated tokens, ``context_weight`` for the
+    other real tokens, 0 for padding.
+
+    >>> target_weights(torch.tensor([[1, 1, 1, 0]]), torch.tensor([[False, True, False]]), 0.25)
+    tensor([[0.2500, 1.0000, 0.0000]])
+    """
+    real = attention[:, 1:].bool()
+    weights = torch.where(generated, 1.0, context_weight)
+    return weights * real
 
 
 def world_demonstrations(spec: EnvSpec, tokenizer: Any, modes: Sequence[str], demos: int,
@@ -226,13 +240,20 @@ class SFTTrainer:
         padding = Demonstration([pad, pad], [False, True], "padding")
         for step in bar:
             share = self.parallel.shard(next_batch())  # each process trains on its share of the batch
+            set_learning_rate(self.optimizer, learning_rate(step, cfg.steps, cfg.lr, cfg.lr_schedule, cfg.warmup_steps))
             started = time.perf_counter()
             self.model.train()
             input_ids, attention, mask = (t.to(self.device) for t in collate_demonstrations(share or [padding], pad))
+            weights = target_weights(attention, mask, cfg.sft_context_weight)
+            scored = weights > 0
             with self.precision.autocast(self.device):
-                logprobs = model_logprobs(self.model, input_ids, attention, positions=mask)[mask]
+                all_logprobs = model_logprobs(self.model, input_ids, attention, positions=scored)
+            logprobs = all_logprobs[mask]
             tokens = self.parallel.sum(float(mask.sum()) if share else 0.0)
-            loss = -logprobs.sum() / tokens * (1.0 if share else 0.0)  # a share-less process joins FSDP with zeros
+            weight = self.parallel.sum(float(weights.sum()) if share else 0.0)
+            # a share-less process joins FSDP's collectives with a zero loss
+            loss = -(all_logprobs * weights)[scored].sum() / weight * (1.0 if share else 0.0)
+            generated_loss = -logprobs.sum().item() / tokens if share else 0.0
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if not self.sharded:
@@ -241,8 +262,9 @@ class SFTTrainer:
             self.optimizer.step()
             with torch.no_grad():
                 correct = float((logprobs.exp() > 0.5).sum()) if share else 0.0
-            row = {"step": step + 1, "loss": self.parallel.sum(loss.item()),
+            row = {"step": step + 1, "loss": self.parallel.sum(generated_loss),
                    "token_accuracy": self.parallel.sum(correct) / tokens, "tokens": int(tokens),
+                   "lr": self.optimizer.param_groups[0]["lr"],
                    "seconds": time.perf_counter() - started}
             if self.parallel.is_main:
                 self.metrics.write(row)

@@ -107,6 +107,24 @@ def test_added_tokens_are_single_ids(tiny):
     )
 
 
+def test_played_worlds_names_split_alike_and_digits_one_per_token(tiny):
+    """The tokenizer learns no played world's names: the env's world and an SFT world tokenize theirs
+    into pieces alike, so copying learned on one carries over to the other."""
+    from matpo_gym.data.world import WorldConfig, build_world
+
+    _, tokenizer = tiny
+
+    def pieces_per_name(seed: int) -> float:
+        world = build_world(WorldConfig(seed=seed, num_entities=200))
+        names = [task.question for task in world.tasks("frames", split="test")][:40]
+        words = [w for q in names for w in q.split() if w[:1].isupper() and w.isalpha()]
+        return sum(len(tokenizer.tokenize(" " + w)) for w in words) / len(words)
+
+    played, other = pieces_per_name(0), pieces_per_name(3)
+    assert played > 1.5 and abs(played - other) < 0.5, (played, other)
+    assert tokenizer.tokenize("1938") == ["1", "9", "3", "8"]
+
+
 def test_chat_template_renders_every_role_and_the_generation_prompt(tiny):
     _, tokenizer = tiny
     chat = [
@@ -235,7 +253,7 @@ def teach(tiny, p: Prompt, reply: str):
     ids = torch.tensor([prompt_ids + reply_ids])
     labels = torch.tensor([[-100] * len(prompt_ids) + reply_ids])
     optimizer = torch.optim.Adam(student.parameters(), lr=3e-3)
-    for _ in range(40):
+    for _ in range(100):
         student(ids, labels=labels).loss.backward()
         optimizer.step()
         optimizer.zero_grad()

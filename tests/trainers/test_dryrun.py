@@ -13,6 +13,7 @@ from matpo_gym.cli import main, parse
 from matpo_gym.trainers import dryrun
 from matpo_gym.trainers.config import TrainConfig, load_recipe
 from matpo_gym.trainers.dryrun import KNOWN_MODELS, ModelShape, make_plan, parse_launch
+from matpo_gym.trainers.precision import resolve_precision
 
 ROOT = Path(__file__).parents[2]
 RECIPES = sorted((ROOT / "trainers").glob("*.toml"))
@@ -79,7 +80,8 @@ def test_flag_overrides_are_validated_and_shown(capsys):
     code, out, _ = dry_run(capsys, "--recipe", "trainers/paper-grpo-qwen3-4b.toml",
                            "--group-size", "16", "--questions-per-step", "64", "--device", "cpu")
     assert code == 0
-    assert "64 questions x G 16 = 1,024 rollouts" in out and "memory     float32:" in out
+    on_this_cpu = resolve_precision("auto", "cpu").label  # bf16-mixed where the CPU has AMX
+    assert "64 questions x G 16 = 1,024 rollouts" in out and f"memory     {on_this_cpu}:" in out
     config = parse(["train", "--recipe", "trainers/tiny-matpo.toml", "--dry-run"])
     assert isinstance(config, TrainConfig) and config.dry_run and config.steps == 15
     assert TrainConfig().dry_run is False

@@ -100,6 +100,42 @@ def test_sft_imitates_scripted_demonstrations(tiny_model_dir, tmp_path):
     assert (tmp_path / "checkpoints" / "step-12" / "config.json").exists()
 
 
+def test_sft_context_weight_also_trains_on_the_tokens_the_model_reads(tiny_model_dir, tmp_path):
+    """With ``sft_context_weight`` the pages and prompts get a loss too, so their NLL falls further
+    than under completion-only SFT, whose logged loss stays the generated tokens' NLL."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from matpo_gym.trainers import main
+    from matpo_gym.trainers.sft import SFTTrainer, collate_demonstrations
+
+    def train(out, weight):
+        main(TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=out, steps=6, lr=2e-3,
+                         weight_decay=0.0, sft_demos=8, sft_batch_size=4, sft_mode="single", save_every=0,
+                         sft_context_weight=weight, lr_schedule="cosine", warmup_steps=2, quiet=True))
+        return out / "checkpoints" / "step-6"
+
+    trainer = SFTTrainer(TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=tmp_path / "d",
+                                     sft_demos=8, sft_mode="single"))
+    trainer.setup()
+    demos = trainer.samples[:4]
+
+    def context_nll(folder):
+        """Mean NLL of the demonstrations' read (not generated) tokens."""
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        ids, attention, generated = collate_demonstrations(demos, trainer.tokenizer.pad_token_id)
+        read = attention[:, 1:].bool() & ~generated
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+        nll = -torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+        return float(nll[read].mean())
+
+    completion_only, with_context = train(tmp_path / "c0", 0.0), train(tmp_path / "c5", 0.5)
+    assert context_nll(with_context) < context_nll(completion_only) - 0.5
+    rows = [json.loads(line) for line in (tmp_path / "c5" / "metrics.jsonl").read_text().splitlines()]
+    assert [round(r["lr"] / 2e-3, 3) for r in rows[:2]] == [0.333, 0.667] and rows[-1]["lr"] == pytest.approx(2e-4)
+
+
 def test_resumed_sft_continues_exactly_where_it_stopped(tiny_model_dir, tmp_path):
     from matpo_gym.trainers import main
 

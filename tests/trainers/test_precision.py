@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from matpo_gym.trainers.precision import resolve_precision
+from matpo_gym.trainers.precision import native_bf16, resolve_precision
 
 
 def test_auto_is_mixed_on_cuda_and_float32_on_cpu():
     assert resolve_precision("auto", "cuda").name == "bf16-mixed"
-    assert resolve_precision("auto", "cpu").name == "fp32"
+    assert resolve_precision("auto", "cpu").name == ("bf16-mixed" if native_bf16("cpu") else "fp32")
+    assert resolve_precision("auto", "mps").name == "fp32"
     assert resolve_precision("bf16", "cuda").weight_bytes == 2
     assert resolve_precision("bf16-mixed", "cuda").weight_bytes == 4
     with pytest.raises(ValueError, match="Unknown precision 'fp8'"):
