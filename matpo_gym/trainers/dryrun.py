@@ -203,14 +203,14 @@ class Plan:
     def gathered_bytes(self, precision: PrecisionPlan) -> int:
         """The full weights FSDP gathers on every process for rollouts, in the compute dtype."""
         shape = self.model.shape
-        return shape.parameters * (4 if precision.compute == "float32" else 2) if shape is not None else 0
+        return shape.parameters * precision.compute_bytes if shape is not None else 0
 
     def activation_bytes(self, precision: PrecisionPlan) -> tuple[int, int, int, int]:
         """(layer bytes, their bytes per token-unit-layer, logit bytes, their bytes per token-vocab)
         of the largest forward pass: logits in the model dtype, a float32 copy and float32
         log-probabilities (the copy is skipped in float32)."""
         shape, tokens = self.model.shape, self.activation_tokens
-        size = 4 if precision.compute == "float32" else 2
+        size = precision.compute_bytes
         if shape is None:
             return 0, 0, 0, 0
         per_layer = ACTIVATION_BYTES_16BIT * size // 2
@@ -484,7 +484,6 @@ def training_precisions(config: TrainConfig, launch: Launch) -> tuple[tuple[Prec
         return (resolve_precision(config.precision, "cuda"),), False
     gpu, cpu = resolve_precision(config.precision, "cuda"), resolve_precision(config.precision, "cpu")
     return ((gpu, cpu) if gpu != cpu else (gpu,)), False
-
 
 
 def check(config: TrainConfig) -> None:

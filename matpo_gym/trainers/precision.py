@@ -41,6 +41,11 @@ class PrecisionPlan:
         return "float32" if self.name == "fp32" else "bfloat16"
 
     @property
+    def compute_bytes(self) -> int:
+        """Bytes per value of what matrix products read and write (activations, gathered weights)."""
+        return 4 if self.name == "fp32" else 2
+
+    @property
     def label(self) -> str:
         """How a plan or a report names it."""
         if self.name == "bf16-mixed":

@@ -36,12 +36,11 @@ from matpo_gym.trainers.precision import resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for, held_out_tasks
 from matpo_gym.trainers.schedule import learning_rate, set_learning_rate
 from matpo_gym.trainers.sharding import (
-    full_model_state,
     full_named_parameters,
     full_parameters,
     load_optimizer_state,
     model_logprobs,
-    optimizer_state,
+    save_checkpoint,
     shard_model,
 )
 from matpo_gym.trainers.state import (
@@ -108,8 +107,8 @@ class RLTrainer:
         self.checkpoints = Checkpoints(cfg.out)
         resume = self.checkpoints.latest()
         self.precision = resolve_precision(cfg.precision, self.device.type)
-        load_on = torch.device("cpu") if self.sharded else self.device  # FSDP moves each shard to the device
-        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), load_on, self.precision)
+        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device, self.precision,
+                                                sharded=self.sharded)
         self.reference = None
         if cfg.kl_coef > 0:
             self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -324,13 +323,9 @@ class RLTrainer:
         }
 
     def save(self, step: int) -> None:
-        weights = full_model_state(self.model)  # gathered on every process under FSDP
-        optimizer = optimizer_state(self.model, self.optimizer)
-        if self.parallel.is_main:
-            extra = {"algo": self.config.algo, "worker_advantage": self.config.worker_advantage,
-                     "config": run_metadata(self.config)}
-            self.checkpoints.save(step, self.model, self.tokenizer, optimizer, extra, weights)
-        self.parallel.barrier()
+        extra = {"algo": self.config.algo, "worker_advantage": self.config.worker_advantage,
+                 "config": run_metadata(self.config)}
+        save_checkpoint(self.checkpoints, self.parallel, step, self.model, self.tokenizer, self.optimizer, extra)
 
     def cleanup(self) -> None:
         self.reference = None

@@ -43,10 +43,9 @@ from matpo_gym.trainers.precision import resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for
 from matpo_gym.trainers.schedule import learning_rate, set_learning_rate
 from matpo_gym.trainers.sharding import (
-    full_model_state,
     load_optimizer_state,
     model_logprobs,
-    optimizer_state,
+    save_checkpoint,
     shard_model,
 )
 from matpo_gym.trainers.state import (
@@ -171,8 +170,8 @@ class SFTTrainer:
         self.checkpoints = Checkpoints(cfg.out)
         resume = self.checkpoints.latest()
         self.precision = resolve_precision(cfg.precision, self.device.type)
-        load_on = torch.device("cpu") if self.sharded else self.device  # FSDP moves each shard to the device
-        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), load_on, self.precision)
+        self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device, self.precision,
+                                                sharded=self.sharded)
         if self.sharded:
             self.model = shard_model(self.model, self.device, self.precision)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -278,11 +277,8 @@ class SFTTrainer:
         return row
 
     def save(self, step: int) -> None:
-        weights = full_model_state(self.model)  # gathered on every process under FSDP
-        optimizer = optimizer_state(self.model, self.optimizer)
-        if self.parallel.is_main:
-            self.checkpoints.save(step, self.model, self.tokenizer, optimizer, {"algo": "sft"}, weights)
-        self.parallel.barrier()
+        save_checkpoint(self.checkpoints, self.parallel, step, self.model, self.tokenizer, self.optimizer,
+                        {"algo": "sft"})
 
     def cleanup(self) -> None:
         pass

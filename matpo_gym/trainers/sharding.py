@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -45,6 +45,10 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from matpo_gym.trainers.batch import token_logprobs
 from matpo_gym.trainers.precision import PrecisionPlan
+
+if TYPE_CHECKING:
+    from matpo_gym.trainers.distributed import DataParallel
+    from matpo_gym.trainers.state import Checkpoints
 
 LOGPROBS_METHOD = "fsdp_token_logprobs"
 """The model method :func:`model_logprobs` calls under FSDP, registered as a forward of the root."""
@@ -146,6 +150,17 @@ def full_model_state(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
+def save_checkpoint(checkpoints: Checkpoints, parallel: DataParallel, step: int, model: torch.nn.Module,
+                    tokenizer: Any, optimizer: torch.optim.Optimizer, extra: dict[str, Any]) -> None:
+    """Write checkpoint ``step-N``: every process gathers (a no-op unless sharded), process 0 writes,
+    and all wait until it is on disk."""
+    weights = full_model_state(model)
+    state = optimizer_state(model, optimizer)
+    if parallel.is_main:
+        checkpoints.save(step, model, tokenizer, state, extra, weights)
+    parallel.barrier()
+
+
 def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
     """The optimizer's state to checkpoint: full and keyed by parameter name under FSDP (on process
     0's CPU, ``{}`` elsewhere; every process must call it), else ``optimizer.state_dict()``.
@@ -202,5 +217,6 @@ __all__ = [
     "load_optimizer_state",
     "model_logprobs",
     "optimizer_state",
+    "save_checkpoint",
     "shard_model",
 ]

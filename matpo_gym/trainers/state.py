@@ -25,13 +25,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_model(name: str, device: torch.device, precision: PrecisionPlan | None = None):
+def load_model(name: str, device: torch.device, precision: PrecisionPlan | None = None, *, sharded: bool = False):
     """(model, tokenizer) from a local folder, a hub name, or ``tiny``, weights in the dtype the
-    precision trains them in (float32 master weights unless it is pure ``bf16``)."""
+    precision trains them in (float32 master weights unless it is pure ``bf16``). A model to be
+    ``sharded`` loads on the CPU: :func:`~matpo_gym.trainers.sharding.shard_model` moves each shard
+    to ``device``."""
     from matpo_gym.policies.hf import load_pretrained
 
     plan = precision or resolve_precision("auto", device.type)
-    return load_pretrained(name, device, plan.weight_dtype())
+    return load_pretrained(name, torch.device("cpu") if sharded else device, plan.weight_dtype())
 
 
 class Checkpoints:
