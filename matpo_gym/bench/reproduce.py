@@ -412,6 +412,9 @@ def _say(stream: TextIO, text: str) -> None:
 RUN_ONLY = ("out", "report", "report_only", "device", "quiet")
 """Settings that say where and how this invocation runs, not what the reproduction is."""
 
+BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0}
+"""What a run whose manifest predates a setting used in its place (not today's preset value)."""
+
 
 def _save_manifest(config: ReproduceConfig) -> None:
     """``reproduce.json``: the resolved config; a rerun with a different config is refused."""
@@ -479,7 +482,8 @@ def _from_manifest(config: ReproduceConfig) -> ReproduceConfig:
     values = {f.name: saved[f.name] for f in fields(config) if f.name in saved and f.name not in RUN_ONLY}
     for name in ("eval_families", "seeds", "noise_rates", "context_sweep"):
         values[name] = tuple(values[name])
-    return replace(config, **values).resolved()  # a setting newer than the run takes its preset value
+    values.update({name: value for name, value in BEFORE_THE_SETTING.items() if name not in saved})
+    return replace(config, **values).resolved()  # any other setting newer than the run takes its preset value
 
 
 def load_manifest(out: Path) -> dict[str, Any]:

@@ -117,6 +117,24 @@ def test_report_only_rebuilds_from_the_saved_settings(repro, tmp_path):
     assert "Preset `smoke`" in path.read_text()
 
 
+def test_a_report_of_an_older_run_states_what_it_ran_with(repro, tmp_path):
+    """Settings added after a run was made take the value that run used, not today's preset."""
+    import shutil
+
+    config, _ = repro
+    old = tmp_path / "out"
+    shutil.copytree(config.out, old)
+    manifest = json.loads((old / "reproduce.json").read_text())
+    for name in ("sft_batch_size", "sft_context_weight"):
+        del manifest[name]
+    (old / "reproduce.json").write_text(json.dumps(manifest))
+    reproduce(ReproduceConfig(out=old, report=tmp_path / "report", report_only=True))
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    text = (tmp_path / "report" / "reproduce.md").read_text()
+    assert "`matpo-bench reproduce --preset smoke --sft-context-weight 0`" in text
+    assert saved["config"].get("sft_context_weight") is None  # the record itself is left as it was
+
+
 def test_bad_settings_are_refused_with_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="group_size"):
         ReproduceConfig(preset="smoke", group_size=1).resolved()
