@@ -105,8 +105,9 @@ def _history(messages: Sequence[Message]) -> list[_Step]:
 
 
 def _question(prompt: Prompt) -> str:
+    """What this role must find out: a worker's subtask (not the recapped question), else the question."""
     first = next((m.content for m in prompt.messages if m.role == "user"), "")
-    for marker in ("Your subtask:", "Your task:", "Question:"):
+    for marker in ("Your subtask:", "Subtask:", "Your task:", "Question:"):
         if marker in first:
             return first.split(marker, 1)[1].split("\nStart browsing from:")[0].strip()
     return first.strip()

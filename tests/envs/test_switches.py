@@ -329,3 +329,17 @@ def test_scripted_worker_out_of_turns_reports_what_it_read_only_when_asked(frame
         assert task.answer in reports[0] and result.score == 1.0
     else:
         assert reports[0].startswith("The worker was stopped") and "<tool_call>" in reports[0]
+
+
+@pytest.mark.parametrize("env_name", ["world-frames", "world-tiny"])
+def test_scripted_worker_searches_its_subtask_not_the_recapped_question(env_name):
+    """Both worker templates ("Your subtask:" and the compact "Subtask:") recap the question; the
+    worker's query is the subtask alone, as a single agent's is the question alone."""
+    from matpo_gym.policies.scripted import SearchReadPolicy
+
+    env = make_env(load_env_spec(env_name))
+    subtask = "Find the release year."
+    env.step(call("worker", subtask=subtask))
+    assert env.episode.task.question in seen(env)[1]  # the recap is there
+    action = SearchReadPolicy().act(env.prompt())
+    assert action == call("search", query=subtask)
