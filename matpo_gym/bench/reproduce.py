@@ -131,7 +131,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
         sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=8, questions_per_step=8, group_size=4,
-        rl_lr=1e-4, max_new_tokens=64, turns=6, format_weight=0.1, eval_every=4, curve_questions=16,
+        rl_lr=2e-5, max_new_tokens=64, turns=6, format_weight=0.1, eval_every=4, curve_questions=16,
     ),
     "gpu": dict(
         train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="",
@@ -314,38 +314,53 @@ def model_plan(config: ReproduceConfig) -> list[tuple[str, str, int]]:
         (algo, mode, seed) for seed in config.seeds for algo, mode in METHODS.items()]
 
 
-def evaluation_plan(config: ReproduceConfig) -> list[list[tuple[str, float]]]:
-    """(label, noise rate) of every evaluation cell, in order of what the report needs first: every
-    family at the first noise rate (the main table), then the other rates, then the context sweep
-    (label ``ctx<budget>``). Each tier is run for every model before the next starts, so a run cut
-    short still has a complete main table."""
+def sweep_label(config: ReproduceConfig, context_tokens: int) -> str:
+    """The cell that holds the context sweep's point at ``context_tokens``: the main table's cell
+    of the first family at the run's own budget (the same env, so not evaluated twice)."""
+    return config.eval_families[0] if context_tokens == config.context_tokens else f"ctx{context_tokens}"
+
+
+def evaluation_plan(config: ReproduceConfig, method: str = "grpo") -> list[list[tuple[str, float]]]:
+    """(label, noise rate) of every evaluation cell of a model trained by ``method``, in order of
+    what the report needs first: every family at the first noise rate (the main table), then the
+    other rates, then the context sweep (label ``ctx<budget>``). Each tier is run for every model
+    before the next starts, so a run cut short still has a complete main table. The SFT warm start
+    is the table's reference row, not a compared method: its noise tier is empty."""
     first, *others = config.noise_rates
+    sweep = [(f"ctx{ctx}", 0.0) for ctx in config.context_sweep if sweep_label(config, ctx) == f"ctx{ctx}"]
     tiers = [[(family, first) for family in config.eval_families],
-             [(family, rate) for rate in others for family in config.eval_families],
-             [(f"ctx{ctx}", 0.0) for ctx in config.context_sweep]]
-    return [tier for tier in tiers if tier]
+             [] if method == "sft" else [(family, rate) for rate in others for family in config.eval_families],
+             sweep]
+    return tiers
 
 
-def evaluation_tiers(config: ReproduceConfig, envs: EnvFiles) -> list[list[Cell]]:
+def evaluation_tiers(config: ReproduceConfig, envs: EnvFiles, method: str = "grpo") -> list[list[Cell]]:
     """:func:`evaluation_plan` with each cell's env file."""
     paths = {**envs.eval, **{f"ctx{ctx}": path for ctx, path in envs.sweep.items()}}
-    return [[(label, paths[label], rate) for label, rate in tier] for tier in evaluation_plan(config)]
+    return [[(label, paths[label], rate) for label, rate in tier] for tier in evaluation_plan(config, method)]
 
 
 def evaluate(config: ReproduceConfig, model: Model, cells: list[Cell]) -> None:
     """Greedy held-out evaluation of ``model`` on ``cells`` (those already complete are skipped)."""
+    import torch
+
     from matpo_gym.bench.run import RunConfig, run
     from matpo_gym.policies.hf import HFPolicy, load_pretrained, resolve_device, resolve_dtype
+    from matpo_gym.trainers.precision import resolve_precision
 
     folder = config.out / "eval"
     pending = [c for c in cells if not cell_complete(config, model, c[0], c[2])]
     if not pending:
         return
     device = resolve_device(config.device)
-    weights, tokenizer = load_pretrained(str(model.checkpoint), device, resolve_dtype("auto", device))
+    dtype = resolve_dtype("auto", device)
+    weights, tokenizer = load_pretrained(str(model.checkpoint), device, dtype)
+    # float32 weights compute as they were trained and sampled in RL: bfloat16 autocast where native
+    autocast = resolve_precision("auto", device.type).autocast_dtype() if dtype == torch.float32 else None
     policy = HFPolicy.from_pretrained_objects(
         weights.eval(), tokenizer, name=f"tiny-{model.method}-{model.mode}-seed{model.seed}", temperature=0.0,
         max_new_tokens=config.max_new_tokens, seed=model.seed, batch_size=max(32, config.eval_questions),
+        autocast=autocast,
     )
     for label, path, rate in pending:
         run(
@@ -395,12 +410,13 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
                 _say(stream, f"[2/4] {method} seed {seed} ({config.rl_steps} steps) -> {folder}")
                 checkpoint = _train(rl_config(config, method, seed, sft, envs))
             models.append(Model(method, mode, seed, checkpoint))
-        tiers = evaluation_tiers(config, envs)
-        for tier, cells in enumerate(tiers, 1):
+        tiers = {method: evaluation_tiers(config, envs, method) for method in ("sft", *METHODS)}
+        for tier in range(3):
             for index, model in enumerate(models, 1):
-                _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) "
-                             f"[tier {tier}/{len(tiers)}, model {index}/{len(models)}]")
-                evaluate(config, model, cells)
+                if tiers[model.method][tier]:
+                    _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) "
+                                 f"[tier {tier + 1}/3, model {index}/{len(models)}]")
+                    evaluate(config, model, tiers[model.method][tier])
     _say(stream, f"[4/4] report -> {config.report}")
     return build_report(config)
 

@@ -26,6 +26,7 @@ from matpo_gym.bench.reproduce import (
     load_manifest,
     model_plan,
     rerun_command,
+    sweep_label,
 )
 from matpo_gym.bench.stats import mean_ci
 
@@ -146,7 +147,7 @@ def progress(config: ReproduceConfig, sft_log: list[dict[str, Any]],
         steps = sum(len([r for r in rows if "reward" in r]) for rows in runs)
         done[f"{algo} steps"] = [steps, config.rl_steps * len(config.seeds)]
     models = [Model(*key, config.out) for key in model_plan(config)]
-    cells = [(m, label, rate) for m in models for tier in evaluation_plan(config) for label, rate in tier]
+    cells = [(m, label, rate) for m in models for tier in evaluation_plan(config, m.method) for label, rate in tier]
     done["evaluation cells"] = [sum(cell_complete(config, *c) for c in cells), len(cells)]
     return done
 
@@ -178,7 +179,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     gains["average"] = relative_gain(table["matpo/matpo"]["average"], table["grpo/single"]["average"])
     noise = {f"{m}/{mode}": {f: {f"{r:g}": pooled(m, mode, f, r) for r in config.noise_rates} for f in families}
              for m, mode in ROWS}
-    pressure = {f"{m}/{mode}": {str(c): pooled(m, mode, f"ctx{c}", 0.0) for c in config.context_sweep}
+    pressure = {f"{m}/{mode}": {str(c): pooled(m, mode, sweep_label(config, c), 0.0) for c in config.context_sweep}
                 for m, mode in ROWS}
     sft_log = _records(out / "sft" / "metrics.jsonl")
     logs = {algo: [_records(out / f"{algo}-seed{s}" / "metrics.jsonl") for s in seeds] for algo in METHODS}

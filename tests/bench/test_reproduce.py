@@ -53,8 +53,11 @@ def test_numbers_come_from_the_records(repro):
     data = json.loads((config.report / "report.json").read_text())
     for method, mode in ROWS:
         seeds = (0,) if method == "sft" else config.seeds
+        rates = config.noise_rates[:1] if method == "sft" else config.noise_rates  # the warm start: noise 0 only
         for family in config.eval_families:
-            for rate in config.noise_rates:
+            for rate in config.noise_rates[len(rates):]:
+                assert data["noise"][f"{method}/{mode}"][family][f"{rate:g}"]["n"] == 0
+            for rate in rates:
                 scores = [r["score"] for s in seeds for r in records(
                     config.out / "eval" / f"{method}-{mode}-seed{s}-{family}-noise{rate:g}" / f"{mode}.jsonl")]
                 assert len(scores) == config.eval_questions * len(seeds)
@@ -63,6 +66,10 @@ def test_numbers_come_from_the_records(repro):
                 assert math.isclose(cell["accuracy"], sum(scores) / len(scores))
                 assert cell["low"] <= cell["accuracy"] <= cell["high"]
             assert data["table"][f"{method}/{mode}"][family] == data["noise"][f"{method}/{mode}"][family]["0"]
+        # the sweep's point at the run's own budget is the main table's cell, not a second evaluation
+        row, first = f"{method}/{mode}", config.eval_families[0]
+        assert data["pressure"][row][str(config.context_tokens)] == data["table"][row][first]
+        assert not (config.out / "eval" / f"{method}-{mode}-seed0-ctx{config.context_tokens}-noise0").exists()
     for algo in ("grpo", "matpo"):
         rewards = {s: [r["reward"] for r in records(config.out / f"{algo}-seed{s}" / "metrics.jsonl") if "reward" in r]
                    for s in config.seeds}
@@ -157,8 +164,8 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     log = cut / "matpo-seed1" / "metrics.jsonl"
     log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:1]))
     path = reproduce(ReproduceConfig(out=cut, report=tmp_path / "report", report_only=True))
-    planned = (2 + 2 * len(config.seeds)) * (len(config.eval_families) * len(config.noise_rates)
-                                           + len(config.context_sweep))
+    families, rates, sweep = len(config.eval_families), len(config.noise_rates), len(config.context_sweep) - 1
+    planned = 2 * (families + sweep) + 2 * len(config.seeds) * (families * rates + sweep)  # SFT: noise 0 only
     assert f"evaluation cells {planned - 1}/{planned}" in path.read_text()
     assert "**Incomplete run**" in path.read_text()
     progress = json.loads((tmp_path / "report" / "report.json").read_text())["progress"]
