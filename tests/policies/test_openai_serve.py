@@ -18,6 +18,7 @@ from matpo_gym.bench.run import RunConfig, run
 from matpo_gym.cli import main
 from matpo_gym.core.messages import Message, Prompt, Role
 from matpo_gym.policies.base import Completion
+from matpo_gym.policies.chat_schema import infer_role, to_messages, tool_names
 from matpo_gym.policies.openai import (
     OpenAIPolicy,
     PolicyRequestError,
@@ -26,14 +27,7 @@ from matpo_gym.policies.openai import (
 )
 from matpo_gym.policies.registry import load_policy
 from matpo_gym.policies.scripted import SearchReadPolicy
-from matpo_gym.policies.serve import (
-    ServeConfig,
-    infer_role,
-    serve,
-    serve_policy,
-    to_messages,
-    tool_names,
-)
+from matpo_gym.policies.serve import ServeConfig, serve, serve_policy
 
 REPO = Path(__file__).parents[2]
 
