@@ -7,14 +7,10 @@ import sys
 import tyro
 
 from matpo_gym.bench.ablate import AblateConfig, ablate
-from matpo_gym.bench.leaderboard import (
-    LeaderboardBuildConfig,
-    LeaderboardVerifyConfig,
-    leaderboard_build,
-    leaderboard_verify,
-)
+from matpo_gym.bench.leaderboard import LeaderboardBuildConfig, leaderboard_build
 from matpo_gym.bench.reproduce import ReproduceConfig, reproduce
 from matpo_gym.bench.run import RunConfig, run
+from matpo_gym.bench.verify import LeaderboardVerifyConfig, leaderboard_verify
 from matpo_gym.catalogue import CatalogueError
 from matpo_gym.config import ConfigError
 from matpo_gym.data.benchmarks import DatasetUnavailable

@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from matpo_gym.bench.leaderboard import (
-    LeaderboardBuildConfig,
-    LeaderboardVerifyConfig,
-    build_leaderboard,
-    leaderboard_build,
-    leaderboard_verify,
-    verify_submission,
-)
+from matpo_gym.bench.leaderboard import LeaderboardBuildConfig, build_leaderboard, leaderboard_build
 from matpo_gym.bench.run import RunConfig, run
 from matpo_gym.bench.store import SCHEMA_VERSION, ResultsStore, StoreError
+from matpo_gym.bench.verify import LeaderboardVerifyConfig, leaderboard_verify, verify_submission
 
 FRAMES_RUNS = [(policy, noise) for policy in ("scripted", "random") for noise in (0.0, 0.2)]
 
@@ -284,8 +278,8 @@ class AliasAnswerer:
 
 
 def test_answers_matching_an_alias_verify(tmp_path):
-    from matpo_gym.bench.leaderboard import verify_submission
     from matpo_gym.bench.run import RunConfig, run
+    from matpo_gym.bench.verify import verify_submission
 
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text(json.dumps({"id": "q1", "question": "Which city did Peter the Great found?",
