@@ -12,7 +12,8 @@ import pytest
 from matpo_gym.cli import main, parse
 from matpo_gym.trainers import dryrun
 from matpo_gym.trainers.config import TrainConfig, load_recipe
-from matpo_gym.trainers.dryrun import KNOWN_MODELS, ModelShape, make_plan, parse_launch
+from matpo_gym.trainers.dryrun import make_plan, parse_launch
+from matpo_gym.trainers.model_shape import KNOWN_MODELS, ModelShape
 from matpo_gym.trainers.precision import resolve_precision
 
 ROOT = Path(__file__).parents[2]
