@@ -2,7 +2,11 @@
 
 Every model turn is one training sequence: the exact prompt ids the model saw, then the ids it
 generated. Only the generated ids are scored (mask = 1); the prompt carries the environment's
-text (system prompt, question, tool results, worker summaries) and gets no gradient.
+text (system prompt, question, tool results, worker summaries) and gets no gradient. When a turn's
+prompt starts with the previous turn's prompt and generated ids, token for token (the usual case:
+the conversation only grew), the two turns are one sequence (:func:`merge_turns`): the same tokens
+scored under the same context, so the same loss, from one forward pass over the shared prefix
+instead of one per turn.
 
 Layout of a collated row (targets shifted by one): position ``t`` scores token ``t + 1``, so a
 sample's generated tokens sit at positions ``len(prompt_ids) - 1`` to
@@ -35,10 +39,17 @@ class Sample:
     role: str
     token_advantages: tuple[float, ...] | None = None
     """One advantage per generated token, when they are not all ``advantage`` (``parent_mask``)."""
+    generated: tuple[bool, ...] | None = None
+    """Per completion id, whether the model sampled it; None: all were. A merged sample's
+    completion holds later turns' environment tokens too (``False``, old log-prob 0)."""
 
     @property
     def length(self) -> int:
         return len(self.prompt_ids) + len(self.completion_ids)
+
+    @property
+    def generated_tokens(self) -> int:
+        return len(self.completion_ids) if self.generated is None else sum(self.generated)
 
     @property
     def completion_span(self) -> tuple[int, int]:
@@ -53,6 +64,37 @@ def turn_sample(turn: Turn, advantage: float, role: str) -> Sample | None:
         return None
     logprobs = turn.completion_logprobs or [0.0] * len(turn.completion_ids)
     return Sample(list(turn.prompt_ids), list(turn.completion_ids), list(logprobs), advantage, role)
+
+
+def merge_turns(samples: Sequence[Sample]) -> list[Sample]:
+    """Consecutive turns of one trajectory as one sample wherever the later prompt extends the
+    earlier prompt and completion exactly (a context cut or a re-tokenised reply starts a new one).
+
+    >>> a = Sample([1, 2], [3], [-0.1], 1.0, "single")
+    >>> b = Sample([1, 2, 3, 4], [5, 6], [-0.2, -0.3], 1.0, "single")
+    >>> merged, = merge_turns([a, b])
+    >>> merged.completion_ids, merged.generated, merged.old_logprobs
+    ([3, 4, 5, 6], (True, False, True, True), [-0.1, 0.0, -0.2, -0.3])
+    """
+    merged: list[Sample] = []
+    for sample in samples:
+        if sample.token_advantages is not None:
+            raise ValueError("merge_turns: per-token advantages are defined per turn; merge scalar ones only.")
+        last = merged[-1] if merged else None
+        if last is not None and last.advantage == sample.advantage and last.role == sample.role:
+            sequence = last.prompt_ids + last.completion_ids
+            if sample.prompt_ids[: len(sequence)] == sequence and len(sample.prompt_ids) >= len(sequence):
+                between = sample.prompt_ids[len(sequence):]
+                flags = last.generated or (True,) * len(last.completion_ids)
+                merged[-1] = replace(
+                    last,
+                    completion_ids=last.completion_ids + between + sample.completion_ids,
+                    old_logprobs=last.old_logprobs + [0.0] * len(between) + sample.old_logprobs,
+                    generated=flags + (False,) * len(between) + (True,) * len(sample.completion_ids),
+                )
+                continue
+        merged.append(sample)
+    return merged
 
 
 def parent_mask_advantages(worker: Sample, parent: Sample | None) -> tuple[float, ...]:
@@ -74,8 +116,9 @@ def parent_mask_advantages(worker: Sample, parent: Sample | None) -> tuple[float
 
 
 def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bool = True,
-                        worker_advantage: WorkerAdvantage = "scalar") -> list[Sample]:
-    """One sample per generated turn that carries token ids.
+                        worker_advantage: WorkerAdvantage = "scalar", merge: bool = False) -> list[Sample]:
+    """One sample per generated turn that carries token ids (``merge``: per run of turns that
+    extend each other, :func:`merge_turns`; not with ``parent_mask``, whose rows are per turn).
 
     Turns with zero advantage contribute no gradient under the clipped loss (without a KL term),
     so they are skipped by default to save compute. With ``worker_advantage="parent_mask"`` every
@@ -89,6 +132,7 @@ def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bo
         if skip_zero_advantage and item.advantage == 0.0:
             continue
         is_worker = item.trajectory.parent_id is not None
+        turns = []
         for turn in item.trajectory.turns:
             sample = turn_sample(turn, item.advantage, item.trajectory.role.value)
             if sample is None:
@@ -96,7 +140,8 @@ def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bo
             if is_worker and worker_advantage == "parent_mask":
                 parent = parents.get(item.trajectory.id)
                 sample = replace(sample, token_advantages=parent_mask_advantages(sample, parent))
-            samples.append(sample)
+            turns.append(sample)
+        samples += merge_turns(turns) if merge and worker_advantage != "parent_mask" else turns
     return samples
 
 
@@ -150,7 +195,7 @@ def collate(samples: Sequence[Sample], pad_id: int) -> Batch:
         input_ids[row, : len(ids)] = torch.tensor(ids)
         attention[row, : len(ids)] = 1
         start, end = sample.completion_span
-        loss_mask[row, start:end] = 1.0
+        loss_mask[row, start:end] = 1.0 if sample.generated is None else torch.tensor(sample.generated)
         old[row, start:end] = torch.tensor(sample.old_logprobs, dtype=torch.float32)
         if tokens is not None:
             values = sample.token_advantages or (sample.advantage,) * (end - start)

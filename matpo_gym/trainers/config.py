@@ -78,6 +78,10 @@ class TrainConfig:
     """Override the env's format-reward weight."""
     micro_batch_tokens: int = 16384
     """Padded tokens per forward/backward pass (gradient accumulation above it)."""
+    merge_turns: bool = True
+    """Train each run of turns whose prompts extend each other as one sequence: the same loss from
+    one pass over the shared prefix. Applies under ``token-mean`` with the ``scalar`` worker
+    advantage (the other settings weigh or credit each turn on its own)."""
     epochs_per_step: int = 1
     """Passes over each step's rollouts (1 keeps it on-policy)."""
     sft_demos: int = 256

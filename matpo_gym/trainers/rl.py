@@ -178,13 +178,14 @@ class RLTrainer:
         groups = [r.episode_id.split("/step")[0] for r in results]
         credited = assign_credit(results, groups, include_workers=cfg.algo == "matpo", scale=cfg.advantage_scale)
         samples = samples_from_credit(credited, skip_zero_advantage=cfg.kl_coef == 0,
-                                      worker_advantage=cfg.worker_advantage)
+                                      worker_advantage=cfg.worker_advantage,
+                                      merge=cfg.merge_turns and cfg.aggregation == "token-mean")
         stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "approx_kl": [], "ref_kl": []}
         grad_norm = 0.0
-        total_tokens = self.parallel.sum(sum(len(s.completion_ids) for s in samples))
+        total_tokens = self.parallel.sum(sum(s.generated_tokens for s in samples))
         total_samples = self.parallel.sum(len(samples))
         if total_samples:
-            max_len = max((len(s.completion_ids) for s in samples), default=1)
+            max_len = max((s.generated_tokens for s in samples), default=1)
             chunks = list(micro_batches(samples, cfg.micro_batch_tokens))
             real = len(chunks)
             if self.sharded:  # FSDP gathers in every forward: every process runs as many micro-batches
@@ -243,7 +244,7 @@ class RLTrainer:
             "ref_kl": mean(stats["ref_kl"]),
             "grad_norm": grad_norm,
             "samples": len(samples),
-            "trained_tokens": sum(len(s.completion_ids) for s in samples),
+            "trained_tokens": sum(s.generated_tokens for s in samples),
             "worker_trajectories": roles.count("worker"),
             "nonzero_advantage": sum(c.advantage != 0 for c in credited) / max(1, len(credited)),
             **extra,
