@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from matpo_gym.bench.diagnose import breakdown
 from matpo_gym.bench.reproduce import (
     METHODS,
     Model,
@@ -61,12 +62,19 @@ def _records(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def cell(out: Path, method: str, mode: str, seeds: Sequence[int], label: str, rate: float) -> Cell:
-    """Pool the records of every seed's run of this cell."""
+def cell_records(out: Path, method: str, mode: str, seeds: Sequence[int], label: str,
+                 rate: float) -> list[dict[str, Any]]:
+    """The records of every seed's run of this cell."""
     records: list[dict[str, Any]] = []
     for seed in seeds:
         folder = out / "eval" / cell_name(Model(method, mode, seed, out), label, rate)
         records += _records(folder / f"{mode}.jsonl")
+    return records
+
+
+def cell(out: Path, method: str, mode: str, seeds: Sequence[int], label: str, rate: float) -> Cell:
+    """Pool the records of every seed's run of this cell."""
+    records = cell_records(out, method, mode, seeds, label, rate)
     scores = [float(r["score"]) for r in records]
     if not scores:
         return Cell(0, math.nan, math.nan, math.nan, math.nan)
@@ -181,6 +189,8 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
              for m, mode in ROWS}
     pressure = {f"{m}/{mode}": {str(c): pooled(m, mode, sweep_label(config, c), 0.0) for c in config.context_sweep}
                 for m, mode in ROWS}
+    diagnosis = {f"{m}/{mode}": breakdown(cell_records(out, m, mode, _seeds(m, seeds), families[0], 0.0)).to_dict()
+                 for m, mode in ROWS}
     sft_log = _records(out / "sft" / "metrics.jsonl")
     logs = {algo: [_records(out / f"{algo}-seed{s}" / "metrics.jsonl") for s in seeds] for algo in METHODS}
     budgets = {algo: budget(logs[algo]) for algo in METHODS}
@@ -192,6 +202,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "relative_gain": gains,
         "noise": noise,
         "pressure": pressure,
+        "diagnosis": diagnosis,
         "curves": {algo: {key: curves(logs[algo], key) for key in ("reward", "eval_accuracy")} for algo in METHODS},
         "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
         "budget": budgets,
@@ -284,6 +295,7 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
     result.append(Table(f"Pressure: accuracy vs context budget ({families[0]}-like, noise 0)",
                         ["model"] + [f"{c} tokens" for c in config.context_sweep], pressure_rows,
                         "Smaller budgets push a single agent's pages out of its context; workers read in their own."))
+    result.append(diagnosis_table(data, families[0]))
     stab_rows = [[s["algo"], str(s["seed"]), str(s["steps"]), _number(s["peak"]), _number(s["final"]),
                   {True: "yes", False: "no", None: "n/a"}[s["collapsed"]]] for s in data["stability"]]
     result.append(Table("Training stability", ["method", "seed", "steps", "peak reward", "final reward", "collapsed"],
@@ -295,6 +307,26 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
                         ["method", "steps", "generated tokens", "trained tokens", "context truncations", "seconds"],
                         budget_rows))
     return result
+
+
+def diagnosis_table(data: dict[str, Any], family: str) -> Table:
+    """Why the rows differ: each stage an episode must pass, as a share of episodes."""
+    rows = []
+    for method, mode in ROWS:
+        d = data["diagnosis"][f"{method}/{mode}"]
+        rows.append([LABELS[(method, mode)], str(d["episodes"]), _number(d["accuracy"], 2), _number(d["read_gold"], 2),
+                     _number(d["reported_gold"], 2), _number(d["answered"], 2), _number(d["model_calls"], 1),
+                     _number(d["workers"], 2), _number(d["worker_stopped"], 2), _number(d["truncations"], 2)])
+    return Table(
+        f"Where episodes fail ({family}-like, noise 0)",
+        ["model", "episodes", "accuracy", "gold answer read", "gold in a worker's report", "answered",
+         "model calls", "workers", "workers stopped by a limit", "context truncations"],
+        rows,
+        "Shares of episodes, from the evaluation records' trajectories: the gold answer appeared in a search or "
+        "browse result the agent or a worker read; a worker's report to the planner stated it; the episode ended "
+        "with an answer rather than at a turn or context limit. Workers stopped: share of workers that hit their "
+        "turn or context limit before reporting.",
+    )
 
 
 def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> list[Path]:

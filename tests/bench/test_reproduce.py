@@ -66,6 +66,10 @@ def test_numbers_come_from_the_records(repro):
                 assert math.isclose(cell["accuracy"], sum(scores) / len(scores))
                 assert cell["low"] <= cell["accuracy"] <= cell["high"]
             assert data["table"][f"{method}/{mode}"][family] == data["noise"][f"{method}/{mode}"][family]["0"]
+        diagnosis = data["diagnosis"][f"{method}/{mode}"]
+        first_cell = data["table"][f"{method}/{mode}"][config.eval_families[0]]
+        assert diagnosis["episodes"] == first_cell["n"] and math.isclose(diagnosis["accuracy"], first_cell["accuracy"])
+        assert diagnosis["answered"] >= diagnosis["accuracy"] - 1e-9  # a right answer is an answer
         # the sweep's point at the run's own budget is the main table's cell, not a second evaluation
         row, first = f"{method}/{mode}", config.eval_families[0]
         assert data["pressure"][row][str(config.context_tokens)] == data["table"][row][first]
