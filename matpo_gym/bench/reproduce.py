@@ -127,9 +127,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         train_family="frames", eval_families=("frames", "webwalker", "gaia"), difficulty="easy",
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(512, 768, 1024, 1536),
-        eval_questions=24, filler_paragraphs=1, browse_max_chars=1200, context_tokens=1024,
+        eval_questions=24, filler_paragraphs=0, browse_max_chars=1200, context_tokens=1024,
         summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
-        sft_steps=3600, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
+        sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=8, questions_per_step=8, group_size=4,
         rl_lr=2e-5, max_new_tokens=64, turns=6, format_weight=0.1, eval_every=4, curve_questions=16,
     ),
