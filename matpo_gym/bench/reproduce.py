@@ -323,14 +323,15 @@ def sweep_label(config: ReproduceConfig, context_tokens: int) -> str:
 def evaluation_plan(config: ReproduceConfig, method: str = "grpo") -> list[list[tuple[str, float]]]:
     """(label, noise rate) of every evaluation cell of a model trained by ``method``, in order of
     what the report needs first: every family at the first noise rate (the main table), then the
-    other rates, then the context sweep (label ``ctx<budget>``). Each tier is run for every model
-    before the next starts, so a run cut short still has a complete main table. The SFT warm start
-    is the table's reference row, not a compared method: its noise tier is empty."""
+    context sweep (label ``ctx<budget>``: few cells, and the question the setting exists for), then
+    the other noise rates. Each tier is run for every model before the next starts, so a run cut
+    short still has a complete main table. The SFT warm start is the table's reference row, not a
+    compared method: its noise tier is empty."""
     first, *others = config.noise_rates
     sweep = [(f"ctx{ctx}", 0.0) for ctx in config.context_sweep if sweep_label(config, ctx) == f"ctx{ctx}"]
     tiers = [[(family, first) for family in config.eval_families],
-             [] if method == "sft" else [(family, rate) for rate in others for family in config.eval_families],
-             sweep]
+             sweep,
+             [] if method == "sft" else [(family, rate) for rate in others for family in config.eval_families]]
     return tiers
 
 
