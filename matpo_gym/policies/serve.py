@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import signal
 import socket
 import threading
 import time
@@ -249,6 +250,10 @@ def serve(config: ServeConfig) -> None:
     def ready(url: str) -> None:
         print(f"Serving policy {policy.name!r} at {url} (POST {url}/chat/completions); Ctrl-C to stop.", flush=True)
 
+    # A process started in the background of a non-interactive shell inherits SIGINT ignored; Ctrl-C
+    # (or a supervisor's SIGINT) must still stop the server.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         serve_forever(policy, config.host, config.port, config.max_batch, config.batch_window_ms / 1000, ready=ready)
     except KeyboardInterrupt:
