@@ -72,9 +72,8 @@ def cell_records(out: Path, method: str, mode: str, seeds: Sequence[int], label:
     return records
 
 
-def cell(out: Path, method: str, mode: str, seeds: Sequence[int], label: str, rate: float) -> Cell:
-    """Pool the records of every seed's run of this cell."""
-    records = cell_records(out, method, mode, seeds, label, rate)
+def cell(records: Sequence[dict[str, Any]]) -> Cell:
+    """Accuracy and truncations of one cell's records, pooled over seeds."""
     scores = [float(r["score"]) for r in records]
     if not scores:
         return Cell(0, math.nan, math.nan, math.nan, math.nan)
@@ -168,12 +167,23 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     progress count only counts an evaluation cell's lines)."""
     out, seeds = config.out, config.seeds
     families = list(config.eval_families)
+    diagnosed = {(m, mode, families[0], 0.0) for m, mode in ROWS}
+    records: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}  # only the diagnosed cells'
     cells: dict[tuple[str, str, str, float], dict[str, Any]] = {}
+
+    def read(method: str, mode: str, label: str, rate: float) -> list[dict[str, Any]]:
+        key = (method, mode, label, rate)
+        if key in records:
+            return records[key]
+        found = cell_records(out, method, mode, _seeds(method, seeds), label, rate)
+        if key in diagnosed:
+            records[key] = found
+        return found
 
     def pooled(method: str, mode: str, label: str, rate: float) -> dict[str, Any]:
         key = (method, mode, label, rate)
         if key not in cells:
-            cells[key] = cell(out, method, mode, _seeds(method, seeds), label, rate).to_dict()
+            cells[key] = cell(read(*key)).to_dict()
         return cells[key]
 
     table: dict[str, dict[str, Any]] = {}
@@ -189,8 +199,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
              for m, mode in ROWS}
     pressure = {f"{m}/{mode}": {str(c): pooled(m, mode, sweep_label(config, c), 0.0) for c in config.context_sweep}
                 for m, mode in ROWS}
-    diagnosis = {f"{m}/{mode}": breakdown(cell_records(out, m, mode, _seeds(m, seeds), families[0], 0.0)).to_dict()
-                 for m, mode in ROWS}
+    diagnosis = {f"{m}/{mode}": breakdown(read(m, mode, families[0], 0.0)).to_dict() for m, mode in ROWS}
     sft_log = _records(out / "sft" / "metrics.jsonl")
     logs = {algo: [_records(out / f"{algo}-seed{s}" / "metrics.jsonl") for s in seeds] for algo in METHODS}
     budgets = {algo: budget(logs[algo]) for algo in METHODS}
