@@ -95,6 +95,9 @@ class ReproduceConfig:
     eval_every: int | None = None
     curve_questions: int | None = None
     """Held-out questions of the learning-curve evaluation during training."""
+    curve_samples: int | None = None
+    """Sampled rollouts of each curve question (the policy RL trains, at temperature 1), besides the
+    greedy one: the held-out reward RL maximises, which moves before the greedy answers flip."""
     device: str = "auto"
     quiet: bool = False
 
@@ -130,8 +133,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_questions=24, filler_paragraphs=0, browse_max_chars=1200, context_tokens=1024,
         summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
         sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
-        rl_steps=8, questions_per_step=8, group_size=4,
-        rl_lr=2e-5, max_new_tokens=64, turns=6, format_weight=0.1, eval_every=4, curve_questions=16,
+        rl_steps=24, questions_per_step=8, group_size=4,
+        rl_lr=5e-5, max_new_tokens=64, turns=6, format_weight=0.1, eval_every=12, curve_questions=16, curve_samples=4,
     ),
     "gpu": dict(
         train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="",
@@ -140,7 +143,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         summary_chars=400, hidden_size=512, num_layers=8, vocab_size=4096, num_entities=1500,
         sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=60, questions_per_step=32, group_size=8,
-        rl_lr=2e-5, max_new_tokens=96, turns=6, format_weight=0.1, eval_every=10, curve_questions=64,
+        rl_lr=5e-5, max_new_tokens=96, turns=6, format_weight=0.1, eval_every=10, curve_questions=64, curve_samples=4,
     ),
     "smoke": dict(
         train_family="musique", eval_families=("frames", "gaia"), difficulty="easy",
@@ -149,7 +152,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         summary_chars=200, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
         sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1, sft_context_weight=0.5,
         rl_steps=2, questions_per_step=2, group_size=2,
-        rl_lr=1e-4, max_new_tokens=12, turns=6, format_weight=0.1, eval_every=1, curve_questions=2,
+        rl_lr=1e-4, max_new_tokens=12, turns=6, format_weight=0.1, eval_every=1, curve_questions=2, curve_samples=2,
     ),
 }
 
@@ -287,7 +290,7 @@ def rl_config(config: ReproduceConfig, algo: str, seed: int, init: Path, envs: E
         out=config.out / f"{algo}-seed{seed}", steps=config.rl_steps,
         questions_per_step=config.questions_per_step, group_size=config.group_size, lr=config.rl_lr,
         temperature=1.0, max_new_tokens=config.max_new_tokens, eval_every=config.eval_every,
-        eval_questions=config.curve_questions, save_every=config.rl_steps, seed=seed,
+        eval_questions=config.curve_questions, eval_samples=config.curve_samples, save_every=config.rl_steps, seed=seed,
         rollout_batch=max(64, config.questions_per_step * config.group_size), device=config.device, quiet=config.quiet,
     )
 
@@ -429,7 +432,7 @@ def _say(stream: TextIO, text: str) -> None:
 RUN_ONLY = ("out", "report", "report_only", "device", "quiet")
 """Settings that say where and how this invocation runs, not what the reproduction is."""
 
-BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0}
+BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0, "curve_samples": 0}
 """What a run whose manifest predates a setting used in its place (not today's preset value)."""
 
 

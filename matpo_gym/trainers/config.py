@@ -100,6 +100,10 @@ class TrainConfig:
     eval_every: int = 5
     """Evaluate on held-out questions every N steps (0: only at the end)."""
     eval_questions: int = 32
+    eval_samples: int = 0
+    """Also play each held-out question this many times with the sampling policy being trained
+    (``temperature``): ``eval_sampled_reward`` is the held-out reward RL maximises, which moves
+    long before the greedy answer flips. 0: greedy evaluation only."""
     save_every: int = 10
     """Checkpoint every N steps (0: only at the end)."""
     seed: int = 0

@@ -51,7 +51,8 @@ from matpo_gym.trainers.state import (
     seed_everything,
 )
 
-CURVES = ("reward", "accuracy", "eval_accuracy", "clip_fraction", "approx_kl", "tokens_per_second")
+CURVES = ("reward", "accuracy", "eval_accuracy", "eval_sampled_reward", "clip_fraction", "approx_kl",
+          "tokens_per_second")
 
 
 def mean(values: list[float]) -> float:
@@ -257,17 +258,30 @@ class RLTrainer:
             load(full_named_parameters(self.model))
 
     def evaluate(self) -> dict[str, float]:
-        """Greedy accuracy on the held-out questions."""
-        requests = [EpisodeRequest(task, f"{task.id}/eval") for task in self.parallel.shard(self.eval_tasks)]
+        """Greedy accuracy on the held-out questions; with ``eval_samples``, also the sampling
+        policy's mean reward and accuracy over that many rollouts of each."""
+        figures = self._held_out(self.greedy, 1, "eval")
+        if self.config.eval_samples:
+            figures |= self._held_out(self.policy, self.config.eval_samples, "eval_sampled")
+        return figures
+
+    def _held_out(self, policy: Any, samples: int, prefix: str) -> dict[str, float]:
+        requests = [EpisodeRequest(task, f"{task.id}/{prefix}/s{k}")
+                    for task in self.parallel.shard(self.eval_tasks) for k in range(samples)]
         self.model.eval()
         with full_parameters(self.model):
-            results = list(rollout(self._make_env(self.eval_spec, "test"), self.greedy, requests,
+            results = list(rollout(self._make_env(self.eval_spec, "test"), policy, requests,
                                    batch_size=self.config.rollout_batch))
-        outcomes = self.parallel.gather([(r.score, r.reward, r.stop_reason == "answer") for r in results])
+        outcomes = self.parallel.gather([(r.task_id, r.score, r.reward, r.stop_reason == "answer") for r in results])
+        by_question: dict[str, list[float]] = {}
+        for task_id, score, _, _ in outcomes:
+            by_question.setdefault(task_id, []).append(score)
         return {
-            "eval_accuracy": mean([o[0] for o in outcomes]),
-            "eval_reward": mean([o[1] for o in outcomes]),
-            "eval_answered": mean([float(o[2]) for o in outcomes]),
+            f"{prefix}_accuracy": mean([o[1] for o in outcomes]),
+            f"{prefix}_reward": mean([o[2] for o in outcomes]),
+            f"{prefix}_answered": mean([float(o[3]) for o in outcomes]),
+            # per question, in the held-out order: evaluations of one run pair up question by question
+            f"{prefix}_question_scores": [mean(by_question[t.id]) for t in self.eval_tasks if t.id in by_question],
         }
 
     # -- the loop ------------------------------------------------------------------------------

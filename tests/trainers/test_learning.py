@@ -197,3 +197,24 @@ def test_worlds_collected_in_parallel_processes_equal_one_by_one(tiny_model_dir,
     specs = trainer.demonstration_specs()
     one_by_one = [d for spec in specs for d in world_demonstrations(spec, trainer.tokenizer, ["single"], 2, 0)]
     assert one_by_one and trainer.samples == one_by_one
+
+
+def test_sampled_held_out_evaluation_plays_the_training_policy(tiny_model_dir, tmp_path):
+    """With ``eval_samples`` the held-out questions are also played by the sampling policy; at
+    temperature 0 that policy is the greedy one, so both evaluations must agree exactly."""
+    config = TrainConfig(
+        algo="grpo", model=str(tiny_model_dir), env="world-tiny", out=tmp_path, steps=1, temperature=0.0,
+        max_new_tokens=8, eval_questions=3, eval_samples=2, quiet=True, device="cpu",
+    )
+    trainer = RLTrainer(config)
+    trainer.setup()
+    figures = trainer.evaluate()
+    keys = ("accuracy", "reward", "answered", "question_scores")
+    assert set(figures) == {f"{p}_{k}" for p in ("eval", "eval_sampled") for k in keys}
+    for key in keys:
+        assert figures[f"eval_sampled_{key}"] == figures[f"eval_{key}"]
+    scores = figures["eval_question_scores"]
+    assert len(scores) == 3 and sum(scores) / 3 == pytest.approx(figures["eval_accuracy"])
+    config.eval_samples = 0
+    assert "eval_sampled_reward" not in trainer.evaluate()
+
