@@ -30,14 +30,16 @@ from matpo_gym.bench.reproduce import (
     sweep_label,
 )
 from matpo_gym.bench.stats import mean_ci
+from matpo_gym.bench.training_logs import COLLAPSE_DROP, budget, curves, held_out_change, stability
 
 ROWS = (("sft", "single"), ("sft", "matpo"), ("grpo", "single"), ("matpo", "matpo"))
 """Report rows: the shared warm start in both modes, then the two trained methods."""
 LABELS = {("sft", "single"): "SFT warm start, single agent", ("sft", "matpo"): "SFT warm start, planner + worker",
           ("grpo", "single"): "GRPO (single agent)", ("matpo", "matpo"): "MATPO (planner + worker)"}
 COLORS = {"grpo": "tab:orange", "matpo": "tab:blue", "sft": "tab:gray"}
-COLLAPSE_DROP = 0.5
-"""A run collapsed when its smoothed reward ends below this fraction of its peak."""
+CURVES = {"reward": "training reward", "eval_accuracy": "held-out accuracy, greedy",
+          "eval_sampled_accuracy": "held-out accuracy, sampled"}
+"""Learning-curve metrics of the trainers' logs -> panel title."""
 
 
 @dataclass(frozen=True)
@@ -91,47 +93,6 @@ def relative_gain(matpo: float, grpo: float) -> float:
     if math.isnan(matpo) or math.isnan(grpo) or grpo == 0:
         return math.nan
     return (matpo - grpo) / grpo
-
-
-# -- learning curves and stability --------------------------------------------------------------
-
-
-def curves(logs: Sequence[list[dict[str, Any]]], key: str) -> list[dict[str, float]]:
-    """Per step: mean of ``key`` over the seeds' logs that have it, with a 95% bootstrap interval."""
-    by_step: dict[int, list[float]] = {}
-    for rows in logs:
-        for row in rows:
-            value = row.get(key)
-            if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                by_step.setdefault(int(row["step"]), []).append(float(value))
-    points = []
-    for step in sorted(by_step):
-        ci = mean_ci(by_step[step])
-        points.append({"step": step, "n": ci.n, "mean": ci.mean, "low": ci.low, "high": ci.high})
-    return points
-
-
-def stability(rows: list[dict[str, Any]], algo: str, seed: int) -> dict[str, Any]:
-    """Peak and final training reward (moving average of 3 steps) and whether the run collapsed."""
-    rewards = [float(r["reward"]) for r in rows if "reward" in r]
-    if not rewards:
-        return {"algo": algo, "seed": seed, "steps": 0, "peak": None, "final": None, "collapsed": None}
-    smooth = [sum(rewards[max(0, i - 2): i + 1]) / len(rewards[max(0, i - 2): i + 1]) for i in range(len(rewards))]
-    peak, final = max(smooth), smooth[-1]
-    collapsed = peak > 0 and final < COLLAPSE_DROP * peak
-    return {"algo": algo, "seed": seed, "steps": len(rewards), "peak": peak, "final": final, "collapsed": collapsed}
-
-
-def budget(logs: Sequence[list[dict[str, Any]]]) -> dict[str, float]:
-    """What a method actually consumed over its seeds' logs: steps, generated tokens, seconds."""
-    rows = [r for seed_rows in logs for r in seed_rows if "reward" in r]
-    return {
-        "steps": len(rows),
-        "generated_tokens": sum(r.get("generated_tokens", 0) for r in rows),
-        "trained_tokens": sum(r.get("trained_tokens", 0) for r in rows),
-        "seconds": sum(r.get("rollout_seconds", 0) + r.get("update_seconds", 0) for r in rows),
-        "context_truncations": sum(r.get("context_truncations", 0) for r in rows),
-    }
 
 
 def compute_seconds(out: Path, sft_log: list[dict[str, Any]], budgets: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -212,7 +173,8 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "noise": noise,
         "pressure": pressure,
         "diagnosis": diagnosis,
-        "curves": {algo: {key: curves(logs[algo], key) for key in ("reward", "eval_accuracy")} for algo in METHODS},
+        "curves": {algo: {key: curves(logs[algo], key) for key in CURVES} for algo in METHODS},
+        "held_out": {algo: held_out_change(logs[algo]) for algo in METHODS},
         "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
         "budget": budgets,
         "compute_seconds": compute_seconds(out, sft_log, budgets),
@@ -305,6 +267,7 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
                         ["model"] + [f"{c} tokens" for c in config.context_sweep], pressure_rows,
                         "Smaller budgets push a single agent's pages out of its context; workers read in their own."))
     result.append(diagnosis_table(data, families[0]))
+    result.append(held_out_table(data))
     stab_rows = [[s["algo"], str(s["seed"]), str(s["steps"]), _number(s["peak"]), _number(s["final"]),
                   {True: "yes", False: "no", None: "n/a"}[s["collapsed"]]] for s in data["stability"]]
     result.append(Table("Training stability", ["method", "seed", "steps", "peak reward", "final reward", "collapsed"],
@@ -316,6 +279,34 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
                         ["method", "steps", "generated tokens", "trained tokens", "context truncations", "seconds"],
                         budget_rows))
     return result
+
+
+def held_out_table(data: dict[str, Any]) -> Table:
+    """What RL changed: each method's held-out accuracy at step 0 and after its last step."""
+    rows = []
+    for algo in METHODS:
+        for decoding, figures in data["held_out"][algo].items():
+            before, after, change = figures["before"], figures["after"], figures["change"]
+            rows.append([algo, decoding, str(figures["runs"]), _cell_text(_as_cell(before)),
+                         f"{_cell_text(_as_cell(after))} (step {figures['final_step']})",
+                         f"{_signed(change['mean'])} [{_signed(change['low'])}, {_signed(change['high'])}]"])
+    return Table(
+        "What RL changed on held-out questions",
+        ["method", "decoding", "runs", "before RL", "after RL", "change [95% CI]"], rows,
+        "The learning-curve questions (test split), evaluated in each run before its first update and after "
+        "its last. Greedy: one answer per question. Sampled: the policy RL trains (temperature 1), each "
+        "question's score averaged over its samples; this is the reward RL maximises and it moves before the "
+        "greedy answers flip. The change pairs each question with itself; intervals bootstrap over questions "
+        "pooled over seeds.",
+    )
+
+
+def _as_cell(ci: dict[str, Any]) -> dict[str, Any]:
+    return {"n": ci["n"], "accuracy": ci["mean"], "low": ci["low"], "high": ci["high"]}
+
+
+def _signed(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.3f}"
 
 
 def diagnosis_table(data: dict[str, Any], family: str) -> Table:
@@ -353,9 +344,9 @@ def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> list[P
         fig.savefig(path, dpi=110)
         written.append(path)
 
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
-    for index, key in enumerate(("reward", "eval_accuracy")):
-        ax = fig.add_subplot(1, 2, index + 1)
+    fig = Figure(figsize=(5 * len(CURVES), 3.6), layout="constrained")
+    for index, (key, title) in enumerate(CURVES.items()):
+        ax = fig.add_subplot(1, len(CURVES), index + 1)
         for algo in METHODS:
             points = data["curves"][algo][key]
             if not points:
@@ -364,9 +355,9 @@ def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> list[P
             ax.plot(x, [p["mean"] for p in points], marker="o", markersize=3, color=COLORS[algo], label=algo)
             ax.fill_between(x, [p["low"] for p in points], [p["high"] for p in points], color=COLORS[algo], alpha=0.2)
         ax.set_xlabel("step")
-        if key == "eval_accuracy":
+        if key != "reward":
             ax.set_ylim(-0.02, max(0.1, ax.get_ylim()[1]))
-        ax.set_title(f"{'training reward' if key == 'reward' else 'held-out accuracy'} (mean, 95% CI over seeds)")
+        ax.set_title(f"{title}\n(mean, 95% CI over seeds)")
         ax.grid(alpha=0.3)
         _legend(ax)
     save(fig, "learning_curves.png")

@@ -35,7 +35,7 @@ def test_report_is_complete(repro):
     config, report = repro
     text = report.read_text()
     for heading in ("Accuracy per family", "Accuracy vs tool noise", "Pressure: accuracy vs context budget",
-                    "Training stability", "Training budget"):
+                    "What RL changed on held-out questions", "Training stability", "Training budget"):
         assert heading in text
     for family in config.eval_families:
         assert f"{family}-like" in text
@@ -83,6 +83,17 @@ def test_numbers_come_from_the_records(repro):
         assert math.isclose(curve[0]["mean"], sum(v[0] for v in rewards.values()) / len(rewards))
         held_out = data["curves"][algo]["eval_accuracy"]
         assert held_out[0]["step"] == 0 and held_out[0]["n"] == len(config.seeds)  # before any update
+        assert data["curves"][algo]["eval_sampled_accuracy"][0]["step"] == 0
+        # before / after RL: each run's first and last per-question scores, paired question by question
+        logs = [[r for r in records(config.out / f"{algo}-seed{s}" / "metrics.jsonl")
+                 if "eval_sampled_question_scores" in r] for s in config.seeds]
+        sampled = data["held_out"][algo]["sampled"]
+        before = [x for rows in logs for x in rows[0]["eval_sampled_question_scores"]]
+        after = [x for rows in logs for x in rows[-1]["eval_sampled_question_scores"]]
+        assert sampled["runs"] == len(config.seeds) and sampled["final_step"] == config.rl_steps
+        assert sampled["before"]["n"] == len(before) == config.curve_questions * len(config.seeds)
+        assert math.isclose(sampled["before"]["mean"], sum(before) / len(before))
+        assert math.isclose(sampled["change"]["mean"], (sum(after) - sum(before)) / len(before), abs_tol=1e-12)
     assert len(data["stability"]) == 2 * len(config.seeds)
 
 

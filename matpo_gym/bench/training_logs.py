@@ -1,0 +1,95 @@
+"""Figures of the RL runs' own logs (``metrics.jsonl``): learning curves, stability, budget, and
+what training changed on the held-out questions.
+
+Curves are bootstrapped over seeds (one value per seed and step). The held-out change pairs each
+question's score at step 0 with its score after the last step, in the same run, so the interval
+is over questions (pooled over seeds) and the question-to-question spread cancels out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from matpo_gym.bench.stats import mean_ci
+
+COLLAPSE_DROP = 0.5
+"""A run collapsed when its smoothed reward ends below this fraction of its peak."""
+
+HELD_OUT = {"eval": "greedy", "eval_sampled": "sampled"}
+"""Prefix of the trainer's held-out figures -> how the policy chose its tokens."""
+
+
+def curves(logs: Sequence[list[dict[str, Any]]], key: str) -> list[dict[str, float]]:
+    """Per step: mean of ``key`` over the seeds' logs that have it, with a 95% bootstrap interval."""
+    by_step: dict[int, list[float]] = {}
+    for rows in logs:
+        for row in rows:
+            value = row.get(key)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                by_step.setdefault(int(row["step"]), []).append(float(value))
+    points = []
+    for step in sorted(by_step):
+        ci = mean_ci(by_step[step])
+        points.append({"step": step, "n": ci.n, "mean": ci.mean, "low": ci.low, "high": ci.high})
+    return points
+
+
+def stability(rows: list[dict[str, Any]], algo: str, seed: int) -> dict[str, Any]:
+    """Peak and final training reward (moving average of 3 steps) and whether the run collapsed."""
+    rewards = [float(r["reward"]) for r in rows if "reward" in r]
+    if not rewards:
+        return {"algo": algo, "seed": seed, "steps": 0, "peak": None, "final": None, "collapsed": None}
+    smooth = [sum(rewards[max(0, i - 2): i + 1]) / len(rewards[max(0, i - 2): i + 1]) for i in range(len(rewards))]
+    peak, final = max(smooth), smooth[-1]
+    collapsed = peak > 0 and final < COLLAPSE_DROP * peak
+    return {"algo": algo, "seed": seed, "steps": len(rewards), "peak": peak, "final": final, "collapsed": collapsed}
+
+
+def budget(logs: Sequence[list[dict[str, Any]]]) -> dict[str, float]:
+    """What a method actually consumed over its seeds' logs: steps, generated tokens, seconds."""
+    rows = [r for seed_rows in logs for r in seed_rows if "reward" in r]
+    return {
+        "steps": len(rows),
+        "generated_tokens": sum(r.get("generated_tokens", 0) for r in rows),
+        "trained_tokens": sum(r.get("trained_tokens", 0) for r in rows),
+        "seconds": sum(r.get("rollout_seconds", 0) + r.get("update_seconds", 0) for r in rows),
+        "context_truncations": sum(r.get("context_truncations", 0) for r in rows),
+    }
+
+
+def held_out_change(logs: Sequence[list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per decoding (greedy, sampled): held-out score before RL, after it, and the paired change.
+
+    Uses each run's first and last evaluation that logged per-question scores; runs without them
+    (logs that predate those scores, a run not yet evaluated after step 0) are left out and
+    ``runs`` says how many counted.
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for prefix, decoding in HELD_OUT.items():
+        key = f"{prefix}_question_scores"
+        before: list[float] = []
+        after: list[float] = []
+        runs = 0
+        for rows in logs:
+            evaluated = [r for r in rows if r.get(key)]
+            if len(evaluated) < 2 or evaluated[0]["step"] != 0:
+                continue
+            first, last = evaluated[0][key], evaluated[-1][key]
+            if len(first) != len(last):
+                continue
+            runs += 1
+            before += first
+            after += last
+        change = [b - a for a, b in zip(before, after)]
+        result[decoding] = {
+            "runs": runs,
+            "final_step": max((r["step"] for rows in logs for r in rows if r.get(key)), default=0),
+            **{name: mean_ci(values)._asdict() for name, values in
+               (("before", before), ("after", after), ("change", change))},
+        }
+    return result
+
+
+__all__ = ["COLLAPSE_DROP", "budget", "curves", "held_out_change", "stability"]
