@@ -18,17 +18,15 @@ from typing import Any
 
 from matpo_gym.bench.diagnose import breakdown
 from matpo_gym.bench.reproduce import (
-    METHODS,
+    SAMPLED,
     Model,
-    ReproduceConfig,
     cell_complete,
     cell_name,
     evaluation_plan,
-    load_manifest,
     model_plan,
-    rerun_command,
     sweep_label,
 )
+from matpo_gym.bench.reproduce_config import METHODS, ReproduceConfig, load_manifest, rerun_command
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.bench.training_logs import COLLAPSE_DROP, budget, curves, held_out_change, stability
 
@@ -84,6 +82,23 @@ def cell(records: Sequence[dict[str, Any]]) -> Cell:
     return Cell(ci.n, ci.mean, ci.low, ci.high, truncations)
 
 
+def paired_change(treated: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean per-question score of ``treated`` minus that of ``reference``, over the questions both
+    played, with a 95% bootstrap interval over those questions (each question is its own control,
+    so the spread between easy and hard questions drops out)."""
+    def by_question(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+        grouped: dict[str, list[float]] = {}
+        for record in records:
+            grouped.setdefault(record["task_id"], []).append(float(record["score"]))
+        return grouped
+
+    treated_scores, reference_scores = by_question(treated), by_question(reference)
+    common = sorted(treated_scores.keys() & reference_scores.keys())
+    differences = [sum(treated_scores[q]) / len(treated_scores[q]) - sum(reference_scores[q]) / len(reference_scores[q])
+                   for q in common]
+    return mean_ci(differences)._asdict()
+
+
 def _seeds(method: str, seeds: Sequence[int]) -> Sequence[int]:
     return (0,) if method == "sft" else seeds
 
@@ -128,7 +143,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     progress count only counts an evaluation cell's lines)."""
     out, seeds = config.out, config.seeds
     families = list(config.eval_families)
-    diagnosed = {(m, mode, families[0], 0.0) for m, mode in ROWS}
+    diagnosed = {(m, mode, label, 0.0) for m, mode in ROWS for label in (families[0], SAMPLED)}
     records: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}  # only the diagnosed cells'
     cells: dict[tuple[str, str, str, float], dict[str, Any]] = {}
 
@@ -161,6 +176,9 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     pressure = {f"{m}/{mode}": {str(c): pooled(m, mode, sweep_label(config, c), 0.0) for c in config.context_sweep}
                 for m, mode in ROWS}
     diagnosis = {f"{m}/{mode}": breakdown(read(m, mode, families[0], 0.0)).to_dict() for m, mode in ROWS}
+    sampled = {f"{m}/{mode}": pooled(m, mode, SAMPLED, 0.0) for m, mode in ROWS}
+    sampled_change = {f"{m}/{mode}": paired_change(read(m, mode, SAMPLED, 0.0), read("sft", mode, SAMPLED, 0.0))
+                      for m, mode in ROWS[2:]}
     sft_log = _records(out / "sft" / "metrics.jsonl")
     logs = {algo: [_records(out / f"{algo}-seed{s}" / "metrics.jsonl") for s in seeds] for algo in METHODS}
     budgets = {algo: budget(logs[algo]) for algo in METHODS}
@@ -173,6 +191,8 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "noise": noise,
         "pressure": pressure,
         "diagnosis": diagnosis,
+        "sampled": sampled,
+        "sampled_change": sampled_change,
         "curves": {algo: {key: curves(logs[algo], key) for key in CURVES} for algo in METHODS},
         "held_out": {algo: held_out_change(logs[algo]) for algo in METHODS},
         "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
@@ -267,6 +287,8 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
                         ["model"] + [f"{c} tokens" for c in config.context_sweep], pressure_rows,
                         "Smaller budgets push a single agent's pages out of its context; workers read in their own."))
     result.append(diagnosis_table(data, families[0]))
+    if config.eval_samples:
+        result.append(sampled_table(data, config))
     result.append(held_out_table(data))
     stab_rows = [[s["algo"], str(s["seed"]), str(s["steps"]), _number(s["peak"]), _number(s["final"]),
                   {True: "yes", False: "no", None: "n/a"}[s["collapsed"]]] for s in data["stability"]]
@@ -279,6 +301,26 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
                         ["method", "steps", "generated tokens", "trained tokens", "context truncations", "seconds"],
                         budget_rows))
     return result
+
+
+def sampled_table(data: dict[str, Any], config: ReproduceConfig) -> Table:
+    """The held-out reward RL maximises: every model sampling, each trained one against its warm start."""
+    rows = []
+    for method, mode in ROWS:
+        key = f"{method}/{mode}"
+        change = data["sampled_change"].get(key)
+        versus = "" if change is None else (
+            f"{_signed(change['mean'])} [{_signed(change['low'])}, {_signed(change['high'])}] (n={change['n']})")
+        rows.append([LABELS[(method, mode)], _cell_text(data["sampled"][key]), versus])
+    family = config.eval_families[0]
+    return Table(
+        f"Held-out accuracy under sampling ({family}-like, noise 0)",
+        ["model", "accuracy", "change vs the SFT warm start in the same mode [95% CI]"], rows,
+        f"The policy RL trains: temperature 1, {config.eval_samples} episodes per held-out question, "
+        f"seeds pooled; accuracy intervals bootstrap over episodes. The change is per question (the trained "
+        f"model's mean score on it minus the warm start's), bootstrapped over questions, so each question is "
+        f"its own control.",
+    )
 
 
 def held_out_table(data: dict[str, Any]) -> Table:

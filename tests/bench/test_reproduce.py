@@ -35,7 +35,8 @@ def test_report_is_complete(repro):
     config, report = repro
     text = report.read_text()
     for heading in ("Accuracy per family", "Accuracy vs tool noise", "Pressure: accuracy vs context budget",
-                    "What RL changed on held-out questions", "Training stability", "Training budget"):
+                    "Held-out accuracy under sampling", "What RL changed on held-out questions", "Training stability",
+                    "Training budget"):
         assert heading in text
     for family in config.eval_families:
         assert f"{family}-like" in text
@@ -91,6 +92,22 @@ def test_numbers_come_from_the_records(repro):
         before = [x for rows in logs for x in rows[0]["eval_sampled_question_scores"]]
         after = [x for rows in logs for x in rows[-1]["eval_sampled_question_scores"]]
         assert sampled["runs"] == len(config.seeds) and sampled["final_step"] == config.rl_steps
+        # the sampled evaluation cell: eval_samples episodes per question, paired with the warm start
+        mode = {"grpo": "single", "matpo": "matpo"}[algo]
+        cell_path = "{}-{}-seed{}-sampled-noise0/{}.jsonl"
+        played = [r for s in config.seeds for r in records(config.out / "eval" / cell_path.format(algo, mode, s, mode))]
+        warm = records(config.out / "eval" / cell_path.format("sft", mode, 0, mode))
+        assert len(played) == config.eval_questions * config.eval_samples * len(config.seeds)
+        assert len(warm) == config.eval_questions * config.eval_samples
+        pooled = data["sampled"][f"{algo}/{mode}"]
+        assert pooled["n"] == len(played)
+        assert math.isclose(pooled["accuracy"], sum(r["score"] for r in played) / len(played))
+        questions = sorted({r["task_id"] for r in warm})
+        per_question = [sum(r["score"] for r in played if r["task_id"] == q) / (len(played) / len(questions))
+                        - sum(r["score"] for r in warm if r["task_id"] == q) / config.eval_samples for q in questions]
+        change = data["sampled_change"][f"{algo}/{mode}"]
+        assert change["n"] == config.eval_questions
+        assert math.isclose(change["mean"], sum(per_question) / len(per_question), abs_tol=1e-12)
         assert sampled["before"]["n"] == len(before) == config.curve_questions * len(config.seeds)
         assert math.isclose(sampled["before"]["mean"], sum(before) / len(before))
         assert math.isclose(sampled["change"]["mean"], (sum(after) - sum(before)) / len(before), abs_tol=1e-12)
@@ -180,7 +197,9 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:1]))
     path = reproduce(ReproduceConfig(out=cut, report=tmp_path / "report", report_only=True))
     families, rates, sweep = len(config.eval_families), len(config.noise_rates), len(config.context_sweep) - 1
-    planned = 2 * (families + sweep) + 2 * len(config.seeds) * (families * rates + sweep)  # SFT: noise 0 only
+    sampled = 1 if config.eval_samples else 0
+    # SFT: noise 0 only
+    planned = 2 * (families + sweep + sampled) + 2 * len(config.seeds) * (families * rates + sweep + sampled)
     assert f"evaluation cells {planned - 1}/{planned}" in path.read_text()
     assert "**Incomplete run**" in path.read_text()
     progress = json.loads((tmp_path / "report" / "report.json").read_text())["progress"]

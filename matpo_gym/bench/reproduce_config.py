@@ -1,0 +1,204 @@
+"""What a reproduction is: its settings, the presets that fill them, and the manifest that pins
+them to a run folder (a rerun with other settings into the same folder is refused)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from matpo_gym.config import ConfigError, to_dict
+
+Preset = Literal["cpu", "gpu", "smoke"]
+METHODS = {"grpo": "single", "matpo": "matpo"}
+"""Trained algorithm -> the mode it is trained and evaluated in."""
+
+
+@dataclass
+class ReproduceConfig:
+    """MATPO vs single-agent GRPO on the offline world: SFT, RL, evaluation grid, report.
+
+    Fields left at ``None`` take the preset's value (``cpu``: a 2-core machine in well under an
+    hour; ``gpu``: a bigger model and more steps for one GPU; ``smoke``: seconds, for tests).
+    """
+
+    preset: Preset = "cpu"
+    out: Path = Path("runs/reproduce")
+    """Run folder: envs, model, checkpoints, metrics, evaluation records."""
+    report: Path = Path("leaderboards/reproduce")
+    """Report folder (Markdown, HTML, plots, JSON)."""
+    report_only: bool = False
+    """Rebuild the report from the records already in ``out`` without running anything."""
+    base_env: str = "world-tiny"
+    """Env whose prompts, tools and scoring every generated env starts from."""
+    train_family: str | None = None
+    """World family of the training questions (the paper trains on MuSiQue)."""
+    eval_families: tuple[str, ...] | None = None
+    """World families of the held-out evaluation (FRAMES-, WebWalkerQA-, GAIA-like)."""
+    difficulty: str | None = None
+    """Keep only questions of this difficulty (``easy``...); empty string keeps all."""
+    seeds: tuple[int, ...] | None = None
+    noise_rates: tuple[float, ...] | None = None
+    context_sweep: tuple[int, ...] | None = None
+    """Evaluation context budgets for the pressure sweep (noise 0, first eval family)."""
+    eval_questions: int | None = None
+    """Held-out questions per family (test split, never trained on)."""
+    eval_samples: int | None = None
+    """Sampled episodes per question (temperature 1, the policy RL trains) of the first family at
+    noise 0, besides the greedy grid: the held-out reward RL maximises. 0 skips that cell."""
+    # pressure knobs
+    filler_paragraphs: int | None = None
+    """Irrelevant paragraphs per page: page length."""
+    browse_max_chars: int | None = None
+    context_tokens: int | None = None
+    summary_chars: int | None = None
+    # model
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    vocab_size: int | None = None
+    num_entities: int | None = None
+    """World size, shared by the envs and the tokenizer's training text."""
+    # budget (identical for both methods)
+    sft_steps: int | None = None
+    sft_demos: int | None = None
+    sft_lr: float | None = None
+    sft_batch_size: int | None = None
+    sft_worlds: int | None = None
+    """Offline worlds the SFT demonstrations come from (more worlds, more names to copy, not memorise)."""
+    sft_context_weight: float | None = None
+    """SFT loss weight of the tokens the model reads (prompts, pages) relative to those it writes."""
+    rl_steps: int | None = None
+    questions_per_step: int | None = None
+    group_size: int | None = None
+    rl_lr: float | None = None
+    max_new_tokens: int | None = None
+    turns: int | None = None
+    """Turn limit of every role (planner, worker, single agent)."""
+    format_weight: float | None = None
+    eval_every: int | None = None
+    curve_questions: int | None = None
+    """Held-out questions of the learning-curve evaluation during training."""
+    curve_samples: int | None = None
+    """Sampled rollouts of each curve question (the policy RL trains, at temperature 1), besides the
+    greedy one: the held-out reward RL maximises, which moves before the greedy answers flip."""
+    device: str = "auto"
+    quiet: bool = False
+
+    def resolved(self) -> ReproduceConfig:
+        """This config with every ``None`` filled from the preset."""
+        if self.preset not in PRESETS:
+            raise ConfigError(f"Unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}.")
+        values = PRESETS[self.preset]
+        filled = {f.name: values[f.name] for f in fields(self) if getattr(self, f.name) is None}
+        config = replace(self, **filled)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not self.seeds:
+            raise ConfigError("reproduce: give at least one seed.")
+        if not self.eval_families:
+            raise ConfigError("reproduce: give at least one evaluation family.")
+        bad = [r for r in self.noise_rates or () if not 0 <= r <= 1]
+        if bad:
+            raise ConfigError(f"reproduce: noise rate {bad[0]} is outside [0, 1].")
+        for name in ("sft_steps", "rl_steps", "questions_per_step", "group_size", "eval_questions", "turns"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"reproduce: {name} must be at least 1, got {getattr(self, name)}.")
+        if self.group_size < 2:
+            raise ConfigError("reproduce: group_size must be at least 2 (advantages compare rollouts).")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": dict(
+        train_family="frames", eval_families=("frames", "webwalker", "gaia"), difficulty="easy",
+        seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(512, 768, 1024, 1536),
+        eval_questions=24, eval_samples=8, filler_paragraphs=0, browse_max_chars=1200, context_tokens=1024,
+        summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
+        sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
+        rl_steps=24, questions_per_step=8, group_size=4,
+        rl_lr=5e-5, max_new_tokens=64, turns=6, format_weight=0.1, eval_every=12, curve_questions=16, curve_samples=4,
+    ),
+    "gpu": dict(
+        train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="",
+        seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(768, 1024, 1536, 2048),
+        eval_questions=100, eval_samples=4, filler_paragraphs=2, browse_max_chars=1600, context_tokens=1536,
+        summary_chars=400, hidden_size=512, num_layers=8, vocab_size=4096, num_entities=1500,
+        sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8, sft_context_weight=0.5,
+        rl_steps=60, questions_per_step=32, group_size=8,
+        rl_lr=5e-5, max_new_tokens=96, turns=6, format_weight=0.1, eval_every=10, curve_questions=64, curve_samples=4,
+    ),
+    "smoke": dict(
+        train_family="musique", eval_families=("frames", "gaia"), difficulty="easy",
+        seeds=(0, 1), noise_rates=(0.0, 0.4), context_sweep=(256, 1024),
+        eval_questions=2, eval_samples=2, filler_paragraphs=0, browse_max_chars=600, context_tokens=1024,
+        summary_chars=200, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
+        sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1, sft_context_weight=0.5,
+        rl_steps=2, questions_per_step=2, group_size=2,
+        rl_lr=1e-4, max_new_tokens=12, turns=6, format_weight=0.1, eval_every=1, curve_questions=2, curve_samples=2,
+    ),
+}
+
+
+RUN_ONLY = ("out", "report", "report_only", "device", "quiet")
+"""Settings that say where and how this invocation runs, not what the reproduction is."""
+
+BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0, "curve_samples": 0,
+                      "eval_samples": 0}
+"""What a run whose manifest predates a setting used in its place (not today's preset value)."""
+
+
+def save_manifest(config: ReproduceConfig) -> None:
+    """``reproduce.json``: the resolved config; a rerun with a different config is refused."""
+    path = config.out / "reproduce.json"
+    current = {k: v for k, v in to_dict(config).items() if k not in RUN_ONLY}
+    current = json.loads(json.dumps(current, default=str))
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in current if previous.get(k) != current[k])
+        if changed:
+            raise ConfigError(
+                f"{config.out} holds a reproduction with different settings ({', '.join(changed)}); "
+                f"use another --out or delete that folder."
+            )
+        return
+    path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+
+
+def rerun_command(config: ReproduceConfig) -> str:
+    """The command that reruns this reproduction: the preset plus every setting that differs from it."""
+    words = ["matpo-bench reproduce", f"--preset {config.preset}"]
+    for name, preset_value in PRESETS[config.preset].items():
+        value = getattr(config, name)
+        if isinstance(value, list):
+            value = tuple(value)
+        if value != preset_value:
+            items = value if isinstance(value, tuple) else (value,)
+            words.append(f"--{name.replace('_', '-')} " + " ".join(_cli_word(v) for v in items))
+    return " ".join(words)
+
+
+def _cli_word(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def from_manifest(config: ReproduceConfig) -> ReproduceConfig:
+    """The settings a finished reproduction ran with (a report must describe that run)."""
+    saved = load_manifest(config.out)
+    values = {f.name: saved[f.name] for f in fields(config) if f.name in saved and f.name not in RUN_ONLY}
+    for name in ("eval_families", "seeds", "noise_rates", "context_sweep"):
+        values[name] = tuple(values[name])
+    values.update({name: value for name, value in BEFORE_THE_SETTING.items() if name not in saved})
+    return replace(config, **values).resolved()  # any other setting newer than the run takes its preset value
+
+
+def load_manifest(out: Path) -> dict[str, Any]:
+    path = out / "reproduce.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{out} holds no reproduction (reproduce.json is missing); run matpo-bench reproduce.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+__all__ = ["METHODS", "PRESETS", "Preset", "ReproduceConfig", "from_manifest", "load_manifest", "rerun_command",
+           "save_manifest"]
