@@ -1,0 +1,199 @@
+"""Every number of the ``matpo-bench reproduce`` report, computed only from the records its
+stages wrote: evaluation records per cell, the trainers' ``metrics.jsonl`` and the run manifest.
+
+Accuracies are bootstrapped over the evaluated episodes (questions x seeds); a change between two
+models on the same questions is bootstrapped over those questions, each its own control.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from matpo_gym.bench.diagnose import breakdown
+from matpo_gym.bench.reproduce import (
+    SAMPLED,
+    Model,
+    cell_complete,
+    cell_name,
+    evaluation_plan,
+    model_plan,
+    sweep_label,
+)
+from matpo_gym.bench.reproduce_config import METHODS, ReproduceConfig, load_manifest
+from matpo_gym.bench.stats import mean_ci
+from matpo_gym.bench.training_logs import budget, curves, held_out_change, stability
+
+ROWS = (("sft", "single"), ("sft", "matpo"), ("grpo", "single"), ("matpo", "matpo"))
+"""Report rows: the shared warm start in both modes, then the two trained methods."""
+LABELS = {("sft", "single"): "SFT warm start, single agent", ("sft", "matpo"): "SFT warm start, planner + worker",
+          ("grpo", "single"): "GRPO (single agent)", ("matpo", "matpo"): "MATPO (planner + worker)"}
+CURVES = {"reward": "training reward", "eval_accuracy": "held-out accuracy, greedy",
+          "eval_sampled_accuracy": "held-out accuracy, sampled"}
+"""Learning-curve metrics of the trainers' logs -> panel title."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Accuracy of one (method, mode) on one evaluation cell, pooled over seeds."""
+
+    n: int
+    accuracy: float
+    low: float
+    high: float
+    truncations: float
+    """Context truncations per episode."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def cell_records(out: Path, method: str, mode: str, seeds: Sequence[int], label: str,
+                 rate: float) -> list[dict[str, Any]]:
+    """The records of every seed's run of this cell."""
+    records: list[dict[str, Any]] = []
+    for seed in seeds:
+        folder = out / "eval" / cell_name(Model(method, mode, seed, out), label, rate)
+        records += _records(folder / f"{mode}.jsonl")
+    return records
+
+
+def cell(records: Sequence[dict[str, Any]]) -> Cell:
+    """Accuracy and truncations of one cell's records, pooled over seeds."""
+    scores = [float(r["score"]) for r in records]
+    if not scores:
+        return Cell(0, math.nan, math.nan, math.nan, math.nan)
+    ci = mean_ci(scores)
+    truncations = sum(r["stats"]["context_truncations"] for r in records) / len(records)
+    return Cell(ci.n, ci.mean, ci.low, ci.high, truncations)
+
+
+def paired_change(treated: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean per-question score of ``treated`` minus that of ``reference``, over the questions both
+    played, with a 95% bootstrap interval over those questions (each question is its own control,
+    so the spread between easy and hard questions drops out)."""
+    def by_question(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+        grouped: dict[str, list[float]] = {}
+        for record in records:
+            grouped.setdefault(record["task_id"], []).append(float(record["score"]))
+        return grouped
+
+    treated_scores, reference_scores = by_question(treated), by_question(reference)
+    common = sorted(treated_scores.keys() & reference_scores.keys())
+    differences = [sum(treated_scores[q]) / len(treated_scores[q]) - sum(reference_scores[q]) / len(reference_scores[q])
+                   for q in common]
+    return mean_ci(differences)._asdict()
+
+
+def _seeds(method: str, seeds: Sequence[int]) -> Sequence[int]:
+    return (0,) if method == "sft" else seeds
+
+
+def relative_gain(matpo: float, grpo: float) -> float:
+    """(MATPO - GRPO) / GRPO, as the paper reports it; NaN when GRPO scored 0."""
+    if math.isnan(matpo) or math.isnan(grpo) or grpo == 0:
+        return math.nan
+    return (matpo - grpo) / grpo
+
+
+def compute_seconds(out: Path, sft_log: list[dict[str, Any]], budgets: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Seconds each stage computed, summed from its own logs (so a resumed run counts every part)."""
+    sft = sum(float(r.get("seconds", 0)) for r in sft_log)
+    times = {"sft": sft, **{algo: b["seconds"] for algo, b in budgets.items()}}
+    evaluation = 0.0
+    for path in (out / "eval").glob("*/*.jsonl"):
+        evaluation += max((float(r.get("seconds", 0)) for r in _records(path)), default=0.0)
+    times["evaluation"] = evaluation
+    return times
+
+
+def progress(config: ReproduceConfig, sft_log: list[dict[str, Any]],
+             logs: dict[str, list[list[dict[str, Any]]]]) -> dict[str, list[int]]:
+    """[done, planned] of every stage, so a report of a run cut short says what it is missing."""
+    sft = len(sft_log)
+    done = {"sft steps": [min(sft, config.sft_steps), config.sft_steps]}
+    for algo, runs in logs.items():
+        steps = sum(len([r for r in rows if "reward" in r]) for rows in runs)
+        done[f"{algo} steps"] = [steps, config.rl_steps * len(config.seeds)]
+    models = [Model(*key, config.out) for key in model_plan(config)]
+    cells = [(m, label, rate) for m in models for tier in evaluation_plan(config, m.method) for label, rate in tier]
+    done["evaluation cells"] = [sum(cell_complete(config, *c) for c in cells), len(cells)]
+    return done
+
+
+def collect(config: ReproduceConfig) -> dict[str, Any]:
+    """Every number of the report, from the run folder's records (each file parsed once; the
+    progress count only counts an evaluation cell's lines)."""
+    out, seeds = config.out, config.seeds
+    families = list(config.eval_families)
+    diagnosed = {(m, mode, label, 0.0) for m, mode in ROWS for label in (families[0], SAMPLED)}
+    records: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}  # only the diagnosed cells'
+    cells: dict[tuple[str, str, str, float], dict[str, Any]] = {}
+
+    def read(method: str, mode: str, label: str, rate: float) -> list[dict[str, Any]]:
+        key = (method, mode, label, rate)
+        if key in records:
+            return records[key]
+        found = cell_records(out, method, mode, _seeds(method, seeds), label, rate)
+        if key in diagnosed:
+            records[key] = found
+        return found
+
+    def pooled(method: str, mode: str, label: str, rate: float) -> dict[str, Any]:
+        key = (method, mode, label, rate)
+        if key not in cells:
+            cells[key] = cell(read(*key)).to_dict()
+        return cells[key]
+
+    table: dict[str, dict[str, Any]] = {}
+    for method, mode in ROWS:
+        row: dict[str, Any] = {f: pooled(method, mode, f, 0.0) for f in families}
+        accuracies = [c["accuracy"] for c in row.values() if c["n"]]
+        row["average"] = sum(accuracies) / len(accuracies) if accuracies else math.nan
+        table[f"{method}/{mode}"] = row
+    gains = {f: relative_gain(table["matpo/matpo"][f]["accuracy"], table["grpo/single"][f]["accuracy"])
+             for f in families}
+    gains["average"] = relative_gain(table["matpo/matpo"]["average"], table["grpo/single"]["average"])
+    noise = {f"{m}/{mode}": {f: {f"{r:g}": pooled(m, mode, f, r) for r in config.noise_rates} for f in families}
+             for m, mode in ROWS}
+    pressure = {f"{m}/{mode}": {str(c): pooled(m, mode, sweep_label(config, c), 0.0) for c in config.context_sweep}
+                for m, mode in ROWS}
+    diagnosis = {f"{m}/{mode}": breakdown(read(m, mode, families[0], 0.0)).to_dict() for m, mode in ROWS}
+    sampled = {f"{m}/{mode}": pooled(m, mode, SAMPLED, 0.0) for m, mode in ROWS}
+    sampled_change = {f"{m}/{mode}": paired_change(read(m, mode, SAMPLED, 0.0), read("sft", mode, SAMPLED, 0.0))
+                      for m, mode in ROWS[2:]}
+    sft_log = _records(out / "sft" / "metrics.jsonl")
+    logs = {algo: [_records(out / f"{algo}-seed{s}" / "metrics.jsonl") for s in seeds] for algo in METHODS}
+    budgets = {algo: budget(logs[algo]) for algo in METHODS}
+    return {
+        "config": load_manifest(out),
+        "machines": json.loads((out / "machines.json").read_text(encoding="utf-8"))
+        if (out / "machines.json").is_file() else [],
+        "table": table,
+        "relative_gain": gains,
+        "noise": noise,
+        "pressure": pressure,
+        "diagnosis": diagnosis,
+        "sampled": sampled,
+        "sampled_change": sampled_change,
+        "curves": {algo: {key: curves(logs[algo], key) for key in CURVES} for algo in METHODS},
+        "held_out": {algo: held_out_change(logs[algo]) for algo in METHODS},
+        "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
+        "budget": budgets,
+        "compute_seconds": compute_seconds(out, sft_log, budgets),
+        "progress": progress(config, sft_log, logs),
+    }
+
+
+__all__ = ["CURVES", "LABELS", "ROWS", "Cell", "collect", "paired_change"]

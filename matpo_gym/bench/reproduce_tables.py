@@ -1,0 +1,186 @@
+"""The report's tables, as Markdown and HTML, rendered from :func:`~matpo_gym.bench.reproduce_figures.collect`'s
+numbers (every cell with its n and 95% interval)."""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from matpo_gym.bench.reproduce_config import METHODS, ReproduceConfig
+from matpo_gym.bench.reproduce_figures import LABELS, ROWS
+from matpo_gym.bench.training_logs import COLLAPSE_DROP
+
+
+def number_text(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a (GRPO scored 0)"
+    return f"{value:+.1%}"
+
+
+def _cell_text(data: dict[str, Any]) -> str:
+    if not data["n"]:
+        return "n/a"
+    return f"{data['accuracy']:.3f} [{data['low']:.3f}, {data['high']:.3f}] (n={data['n']})"
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        if self.note:
+            lines += [self.note, ""]
+        lines.append("| " + " | ".join(self.headers) + " |")
+        lines.append("|" + "---|" * len(self.headers))
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows)
+        note = f"<p>{html.escape(self.note)}</p>" if self.note else ""
+        return f"<h3>{html.escape(self.title)}</h3>{note}<table><tr>{head}</tr>{body}</table>"
+
+
+def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
+    families = list(config.eval_families)
+    main_rows = []
+    for method, mode in ROWS:
+        row = data["table"][f"{method}/{mode}"]
+        cells = [_cell_text(row[f]) for f in families]
+        main_rows.append([LABELS[(method, mode)], *cells, number_text(row["average"])])
+    gains = []
+    for family in families:
+        text = _pct(data["relative_gain"][family])
+        grpo, matpo = data["table"]["grpo/single"][family], data["table"]["matpo/matpo"][family]
+        if grpo["n"] and matpo["n"] and grpo["low"] <= matpo["high"] and matpo["low"] <= grpo["high"]:
+            text += ", intervals overlap"
+        gains.append(text)
+    main_rows.append(["MATPO vs GRPO, relative", *gains, _pct(data["relative_gain"]["average"])])
+    seeds_note = (f"Greedy accuracy on held-out test questions at noise 0; trained methods pooled over seeds "
+                  f"{', '.join(map(str, config.seeds))}; 95% bootstrap interval over episodes.")
+    result = [Table("Accuracy per family (the paper's table, in miniature)",
+                    ["model"] + [f"{f}-like" for f in families] + ["average"], main_rows, seeds_note)]
+    noise_rows = []
+    for method, mode in ROWS:
+        for family in families:
+            cells = data["noise"][f"{method}/{mode}"][family]
+            texts = [_cell_text(cells[f"{r:g}"]) for r in config.noise_rates]
+            noise_rows.append([LABELS[(method, mode)], family, *texts])
+    result.append(Table("Accuracy vs tool noise", ["model", "family"] + [f"noise {r:g}" for r in config.noise_rates],
+                        noise_rows, "Every tool call is hit by injected noise (all kinds) with this probability."))
+    pressure_rows = []
+    for method, mode in ROWS:
+        cells = data["pressure"][f"{method}/{mode}"]
+        pressure_rows.append([LABELS[(method, mode)]] + [_cell_text(cells[str(c)]) for c in config.context_sweep])
+    gap = []
+    for c in config.context_sweep:
+        m, g = data["pressure"]["matpo/matpo"][str(c)], data["pressure"]["grpo/single"][str(c)]
+        gap.append(number_text(m["accuracy"] - g["accuracy"]) if m["n"] and g["n"] else "n/a")
+    pressure_rows.append(["MATPO - GRPO"] + gap)
+    trunc = []
+    for c in config.context_sweep:
+        values = [data["pressure"][k][str(c)]["truncations"] for k in ("grpo/single", "matpo/matpo")]
+        trunc.append(" / ".join(number_text(v, 2) for v in values))
+    pressure_rows.append(["context truncations per episode (GRPO / MATPO)"] + trunc)
+    result.append(Table(f"Pressure: accuracy vs context budget ({families[0]}-like, noise 0)",
+                        ["model"] + [f"{c} tokens" for c in config.context_sweep], pressure_rows,
+                        "Smaller budgets push a single agent's pages out of its context; workers read in their own."))
+    result.append(diagnosis_table(data, families[0]))
+    if config.eval_samples:
+        result.append(sampled_table(data, config))
+    result.append(held_out_table(data))
+    stab_rows = [[s["algo"], str(s["seed"]), str(s["steps"]), number_text(s["peak"]), number_text(s["final"]),
+                  {True: "yes", False: "no", None: "n/a"}[s["collapsed"]]] for s in data["stability"]]
+    result.append(Table("Training stability", ["method", "seed", "steps", "peak reward", "final reward", "collapsed"],
+                        stab_rows,
+                        f"Reward smoothed over 3 steps; collapsed = final below {COLLAPSE_DROP:.0%} of peak."))
+    budget_rows = [[algo, str(b["steps"]), str(b["generated_tokens"]), str(b["trained_tokens"]),
+                    str(b["context_truncations"]), f"{b['seconds']:.0f}"] for algo, b in data["budget"].items()]
+    result.append(Table("Training budget actually used (all seeds)",
+                        ["method", "steps", "generated tokens", "trained tokens", "context truncations", "seconds"],
+                        budget_rows))
+    return result
+
+
+def sampled_table(data: dict[str, Any], config: ReproduceConfig) -> Table:
+    """The held-out reward RL maximises: every model sampling, each trained one against its warm start."""
+    rows = []
+    for method, mode in ROWS:
+        key = f"{method}/{mode}"
+        change = data["sampled_change"].get(key)
+        versus = "" if change is None else (
+            f"{_signed(change['mean'])} [{_signed(change['low'])}, {_signed(change['high'])}] (n={change['n']})")
+        rows.append([LABELS[(method, mode)], _cell_text(data["sampled"][key]), versus])
+    family = config.eval_families[0]
+    return Table(
+        f"Held-out accuracy under sampling ({family}-like, noise 0)",
+        ["model", "accuracy", "change vs the SFT warm start in the same mode [95% CI]"], rows,
+        f"The policy RL trains: temperature 1, {config.eval_samples} episodes per held-out question, "
+        f"seeds pooled; accuracy intervals bootstrap over episodes. The change is per question (the trained "
+        f"model's mean score on it minus the warm start's), bootstrapped over questions, so each question is "
+        f"its own control.",
+    )
+
+
+def held_out_table(data: dict[str, Any]) -> Table:
+    """What RL changed: each method's held-out accuracy at step 0 and after its last step."""
+    rows = []
+    for algo in METHODS:
+        for decoding, figures in data["held_out"][algo].items():
+            before, after, change = figures["before"], figures["after"], figures["change"]
+            rows.append([algo, decoding, str(figures["runs"]), _cell_text(_as_cell(before)),
+                         f"{_cell_text(_as_cell(after))} (step {figures['final_step']})",
+                         f"{_signed(change['mean'])} [{_signed(change['low'])}, {_signed(change['high'])}]"])
+    return Table(
+        "What RL changed on held-out questions",
+        ["method", "decoding", "runs", "before RL", "after RL", "change [95% CI]"], rows,
+        "The learning-curve questions (test split), evaluated in each run before its first update and after "
+        "its last. Greedy: one answer per question. Sampled: the policy RL trains (temperature 1), each "
+        "question's score averaged over its samples; this is the reward RL maximises and it moves before the "
+        "greedy answers flip. The change pairs each question with itself; intervals bootstrap over questions "
+        "pooled over seeds.",
+    )
+
+
+def _as_cell(ci: dict[str, Any]) -> dict[str, Any]:
+    return {"n": ci["n"], "accuracy": ci["mean"], "low": ci["low"], "high": ci["high"]}
+
+
+def _signed(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.3f}"
+
+
+def diagnosis_table(data: dict[str, Any], family: str) -> Table:
+    """Why the rows differ: each stage an episode must pass, as a share of episodes."""
+    rows = []
+    for method, mode in ROWS:
+        d = data["diagnosis"][f"{method}/{mode}"]
+        shares = [number_text(d[key], 2) for key in ("accuracy", "read_gold", "reported_gold", "answered")]
+        rest = [number_text(d["workers"], 2), number_text(d["worker_stopped"], 2), number_text(d["truncations"], 2)]
+        rows.append([LABELS[(method, mode)], str(d["episodes"]), *shares, number_text(d["model_calls"], 1), *rest])
+    return Table(
+        f"Where episodes fail ({family}-like, noise 0)",
+        ["model", "episodes", "accuracy", "gold answer read", "gold in a worker's report", "answered",
+         "model calls", "workers", "workers stopped by a limit", "context truncations"],
+        rows,
+        "Shares of episodes, from the evaluation records' trajectories: the gold answer appeared in a search or "
+        "browse result the agent or a worker read; a worker's report to the planner stated it; the episode ended "
+        "with an answer rather than at a turn or context limit. Workers stopped: share of workers that hit their "
+        "turn or context limit before reporting.",
+    )
+
+
+__all__ = ["Table", "number_text", "tables"]
