@@ -108,6 +108,9 @@ class ReproduceConfig:
                 raise ConfigError(f"reproduce: {name} must be at least 1, got {getattr(self, name)}.")
         if self.group_size < 2:
             raise ConfigError("reproduce: group_size must be at least 2 (advantages compare rollouts).")
+        for name in ("eval_samples", "curve_samples"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"reproduce: {name} must be 0 (off) or more, got {getattr(self, name)}.")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -179,6 +179,8 @@ def test_bad_settings_are_refused_with_a_clear_error(tmp_path):
         ReproduceConfig(preset="smoke", group_size=1).resolved()
     with pytest.raises(ConfigError, match="noise rate"):
         ReproduceConfig(preset="smoke", noise_rates=(0.0, 1.5)).resolved()
+    with pytest.raises(ConfigError, match="eval_samples must be 0"):
+        ReproduceConfig(preset="smoke", eval_samples=-1).resolved()
     with pytest.raises(FileNotFoundError, match="matpo-bench reproduce"):
         reproduce(ReproduceConfig(out=tmp_path / "none", report=tmp_path / "r", report_only=True))
 
