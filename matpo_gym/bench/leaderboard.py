@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from matpo_gym.bench.results import write_bytes_atomic
 from matpo_gym.bench.store import ResultsStore, StoredRun, StoreError
 
 PLOT_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
@@ -256,12 +257,6 @@ def _stored_runs(store_or_runs: ResultsStore | Iterable[StoredRun | Path | str])
     return runs
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def build_leaderboard(
     store_or_runs: ResultsStore | Iterable[StoredRun | Path | str], out_dir: Path = Path("leaderboards")
 ) -> LeaderboardFiles:
@@ -271,8 +266,8 @@ def build_leaderboard(
     tables = leaderboard_tables(_stored_runs(store_or_runs))
     plots = find_plots(out_dir / "plots")
     markdown, page = out_dir / "leaderboard.md", out_dir / "index.html"
-    _write_text_atomic(markdown, render_markdown(tables))
-    _write_text_atomic(page, render_html(tables, plots))
+    write_bytes_atomic(markdown, render_markdown(tables).encode("utf-8"))
+    write_bytes_atomic(page, render_html(tables, plots).encode("utf-8"))
     return LeaderboardFiles(markdown, page, sum(len(rows) for rows in tables.values()), plots)
 
 
