@@ -22,7 +22,6 @@ import io
 import itertools
 import math
 import sys
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Annotated, Any, TextIO
 
 import tyro
 
-from matpo_gym.bench.results import ResultsFile, write_bytes_atomic, write_json_atomic
+from matpo_gym.bench.results import ResultsFile, question_means, write_bytes_atomic, write_json_atomic
 from matpo_gym.bench.run import RunConfig, overrides_slug, run, select_tasks
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.config import to_dict
@@ -317,11 +316,7 @@ class AblationResult:
 
 def question_scores(records: Sequence[dict[str, Any]], keys: set[str] | None = None) -> list[float]:
     """One score per question: the mean over its samples (records outside ``keys`` are ignored)."""
-    by_question: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        if keys is None or record["key"] in keys:
-            by_question[record["task_id"]].append(float(record["score"]))
-    return [sum(s) / len(s) for s in by_question.values()]
+    return list(question_means(records, keys).values())
 
 
 def ablate(

@@ -25,6 +25,7 @@ from matpo_gym.bench.reproduce import (
     sweep_label,
 )
 from matpo_gym.bench.reproduce_config import METHODS, ReproduceConfig, load_manifest
+from matpo_gym.bench.results import question_means
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.bench.training_logs import budget, curves, held_out_change, stability
 
@@ -83,16 +84,9 @@ def paired_change(treated: Sequence[dict[str, Any]], reference: Sequence[dict[st
     """Mean per-question score of ``treated`` minus that of ``reference``, over the questions both
     played, with a 95% bootstrap interval over those questions (each question is its own control,
     so the spread between easy and hard questions drops out)."""
-    def by_question(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
-        grouped: dict[str, list[float]] = {}
-        for record in records:
-            grouped.setdefault(record["task_id"], []).append(float(record["score"]))
-        return grouped
-
-    treated_scores, reference_scores = by_question(treated), by_question(reference)
+    treated_scores, reference_scores = question_means(treated), question_means(reference)
     common = sorted(treated_scores.keys() & reference_scores.keys())
-    differences = [sum(treated_scores[q]) / len(treated_scores[q]) - sum(reference_scores[q]) / len(reference_scores[q])
-                   for q in common]
+    differences = [treated_scores[q] - reference_scores[q] for q in common]
     return mean_ci(differences)._asdict()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` atomically (:func:`write_bytes_atomic`)."""
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def question_means(records: Sequence[dict[str, Any]], keys: set[str] | None = None) -> dict[str, float]:
+    """Task id -> mean score over that question's samples (records outside ``keys`` are ignored)."""
+    by_question: dict[str, list[float]] = {}
+    for record in records:
+        if keys is None or record["key"] in keys:
+            by_question.setdefault(record["task_id"], []).append(float(record["score"]))
+    return {task: sum(scores) / len(scores) for task, scores in by_question.items()}
 
 
 class ResultsFile:
