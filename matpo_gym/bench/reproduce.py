@@ -88,6 +88,7 @@ def rl_config(config: ReproduceConfig, algo: str, seed: int, init: Path, envs: E
         algo=algo, init_from=str(init), env=str(envs.train), eval_env=str(envs.eval[config.eval_families[0]]),
         out=config.out / f"{algo}-seed{seed}", steps=config.rl_steps,
         questions_per_step=config.questions_per_step, group_size=config.group_size, lr=config.rl_lr,
+        kl_coef=config.rl_kl_coef,
         temperature=1.0, max_new_tokens=config.max_new_tokens, eval_every=config.eval_every,
         eval_questions=config.curve_questions, eval_samples=config.curve_samples, save_every=config.rl_steps, seed=seed,
         rollout_batch=max(64, config.questions_per_step * config.group_size), device=config.device, quiet=config.quiet,

@@ -44,7 +44,9 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
         f"{c.get('sft_worlds', 1)} offline world(s)), then "
         f"GRPO (single agent) and MATPO (planner + worker, the same weights) for {c['rl_steps']} steps each "
         f"from it, with {c['questions_per_step']} questions x G = {c['group_size']} rollouts per step, "
-        f"{c['max_new_tokens']} tokens per turn, {c['turns']} turns per role, seeds {c['seeds']}. "
+        f"lr {c['rl_lr']:g}"
+        + (f" and a KL penalty of {c['rl_kl_coef']:g} to the warm start, " if c.get("rl_kl_coef") else ", ")
+        + f"{c['max_new_tokens']} tokens per turn, {c['turns']} turns per role, seeds {c['seeds']}. "
         f"Trained on the `{c['train_family']}` family's train split; evaluated greedily on "
         f"{c['eval_questions']} held-out test questions per family and seed"
         + (f", and sampling (temperature 1) {c['eval_samples']} times per {config.eval_families[0]}-like question."

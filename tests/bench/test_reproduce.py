@@ -181,6 +181,8 @@ def test_bad_settings_are_refused_with_a_clear_error(tmp_path):
         ReproduceConfig(preset="smoke", noise_rates=(0.0, 1.5)).resolved()
     with pytest.raises(ConfigError, match="eval_samples must be 0"):
         ReproduceConfig(preset="smoke", eval_samples=-1).resolved()
+    with pytest.raises(ConfigError, match="rl_kl_coef must be 0"):
+        ReproduceConfig(preset="smoke", rl_kl_coef=-0.1).resolved()
     with pytest.raises(FileNotFoundError, match="matpo-bench reproduce"):
         reproduce(ReproduceConfig(out=tmp_path / "none", report=tmp_path / "r", report_only=True))
 
@@ -192,6 +194,7 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     text = report.read_text()
     assert "Incomplete run" not in text
     assert "Ran on CPU" in text and "Rerun with `matpo-bench reproduce --preset smoke`" in text
+    assert f"a KL penalty of {config.rl_kl_coef:g} to the warm start" in text
     cut = tmp_path / "out"
     shutil.copytree(config.out, cut)
     shutil.rmtree(cut / "eval" / f"matpo-matpo-seed0-{config.eval_families[0]}-noise0")
