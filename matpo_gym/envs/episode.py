@@ -24,11 +24,10 @@ A worker's trajectory ends with ``answer``, ``no_summary`` when it ignored the r
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from matpo_gym.core.actions import Answer, ParseError, ToolCall, parse_action, strip_thinking
+from matpo_gym.core.actions import Answer, ParseError, ToolCall, parse_action
 from matpo_gym.core.messages import Message, Prompt, Role
 from matpo_gym.core.trajectory import UNKNOWN_TOOL, EpisodeResult, EpisodeStats, Trajectory, Turn
 from matpo_gym.data.tasks import Task
@@ -41,22 +40,9 @@ from matpo_gym.envs.context import (
 )
 from matpo_gym.envs.prompts import WORKER_TOOL, PromptSet, question_message
 from matpo_gym.envs.spec import LimitsSpec, Mode
+from matpo_gym.envs.worker_report import SUMMARY_REQUEST, worker_report
 from matpo_gym.scoring.scorers import Scorer
 from matpo_gym.tools.base import Tool, ToolResult, run_tool, unknown_tool, validate_arguments
-
-SUMMARY_REQUEST = (
-    "You have used your turn or context budget. Do not call any more tools. Write your final "
-    "summary now, inside <answer>...</answer>: your conclusion, the facts that support it with "
-    "their sources, and what you could not find."
-)
-NO_SUMMARY = "The worker stopped without a summary; its subtask is unresolved."
-STOPPED = (
-    "The worker was stopped at its {limit} before writing a summary; its subtask may be unresolved."
-)
-"""What the planner reads of a worker stopped without a summary (``forced_summary`` off), followed
-by the worker's last message, when it wrote one, cut to the summary size."""
-SUMMARY_CUT = " [...summary cut]"
-_ANSWER_TAGS = re.compile(r"</?answer>")
 
 
 @dataclass(slots=True)
@@ -341,7 +327,10 @@ class Episode:
         trajectory.final, trajectory.stop_reason = final, reason
         self._stack.pop()
         if trajectory.role is Role.WORKER:
-            summary = self._summarise(trajectory, final, reason)
+            summary = worker_report(
+                trajectory.messages, final, reason,
+                keep_thinking=not self.prompts.strip_thinking, summary_chars=self.limits.summary_chars,
+            )
             parent = self._stack[-1]
             parent.trajectory.messages.append(Message("tool", summary, name=WORKER_TOOL.name))
             outcome.events.append(f"worker {trajectory.id} returned ({reason})")
@@ -351,35 +340,6 @@ class Episode:
         self.stop_reason = reason
         outcome.terminated = reason == "answer"
         outcome.truncated = not outcome.terminated
-
-    def _summarise(self, trajectory: Trajectory, final: str | None, reason: str) -> str:
-        """The worker's summary as the planner will read it.
-
-        With ``strip_thinking`` off, the summary is the worker's final message as written
-        (thinking kept, answer tags removed), since its answer alone has no thinking in it. A
-        worker stopped without being asked for a summary (``forced_summary`` off) is reported by
-        :data:`STOPPED` and its last message.
-        """
-        if final is not None:
-            if not self.prompts.strip_thinking:
-                final = _ANSWER_TAGS.sub("", trajectory.messages[-1].content)
-            return self._cut_summary(self._clean(final) or NO_SUMMARY)
-        if reason not in ("turn_limit", "context_limit"):
-            return NO_SUMMARY
-        note = STOPPED.format(limit=reason.replace("_", " "))
-        last = next((m.content for m in reversed(trajectory.messages) if m.role == "assistant"), "")
-        text = self._cut_summary(self._clean(last))
-        return f"{note} Its last message:\n{text}" if text else note
-
-    def _clean(self, text: str) -> str:
-        return (strip_thinking(text) if self.prompts.strip_thinking else text).strip()
-
-    def _cut_summary(self, text: str) -> str:
-        """``text`` cut to ``limits.summary_chars`` (0 or less: no limit)."""
-        limit = self.limits.summary_chars
-        if 0 < limit < len(text):
-            text = text[: max(0, limit - len(SUMMARY_CUT))] + SUMMARY_CUT
-        return text
 
     def _agent(self, trajectory: Trajectory, tools: Mapping[str, Tool], max_turns: int) -> _Agent:
         role = trajectory.role.value

@@ -10,9 +10,9 @@ from matpo_gym.core.actions import Answer, ToolCall
 from matpo_gym.core.trajectory import TOOL_COUNTERS, UNKNOWN_TOOL, EpisodeStats
 from matpo_gym.envs import MatpoEnv
 from matpo_gym.envs.context import MESSAGE_OVERHEAD
-from matpo_gym.envs.episode import SUMMARY_REQUEST
 from matpo_gym.envs.overrides import apply_overrides
 from matpo_gym.envs.spec import EnvSpec, load_env_spec
+from matpo_gym.envs.worker_report import SUMMARY_REQUEST
 from matpo_gym.tools.noise import NoisyTool
 
 

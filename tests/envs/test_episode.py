@@ -4,8 +4,8 @@ import pytest
 
 from matpo_gym.core.actions import Answer, ToolCall
 from matpo_gym.envs import MatpoEnv
-from matpo_gym.envs.episode import NO_SUMMARY, SUMMARY_REQUEST
 from matpo_gym.envs.spec import load_env_spec
+from matpo_gym.envs.worker_report import NO_SUMMARY, SUMMARY_REQUEST
 from matpo_gym.tools.base import ToolError, ToolSpec
 from matpo_gym.tools.noise import NoiseConfig
 

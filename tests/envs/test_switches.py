@@ -7,9 +7,9 @@ import pytest
 from matpo_gym.core.actions import Answer, ToolCall
 from matpo_gym.envs import MatpoEnv
 from matpo_gym.envs.context import MESSAGE_OVERHEAD
-from matpo_gym.envs.episode import NO_SUMMARY, STOPPED, SUMMARY_CUT, SUMMARY_REQUEST
 from matpo_gym.envs.overrides import apply_overrides
 from matpo_gym.envs.spec import EnvSpec, load_env_spec
+from matpo_gym.envs.worker_report import NO_SUMMARY, STOPPED, SUMMARY_CUT, SUMMARY_REQUEST
 
 THINKING_ANSWER = (
     "<think>secret reasoning</think><answer>It is 42. <think>x</think>Source: page.</answer>"
