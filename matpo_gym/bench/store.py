@@ -17,25 +17,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from matpo_gym.bench.results import write_bytes_atomic
+from matpo_gym.bench.run_folder import StoreError, load_run_folder, read_records
 from matpo_gym.bench.summary import summarize
-from matpo_gym.envs.spec import MODES
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 SCHEMA_VERSION = 1
-
-REQUIRED_RECORD_KEYS = ("key", "task_id", "score", "reward", "stop_reason", "stats", "turns")
-"""What every per-question record must carry (the shape ``matpo-bench run`` writes)."""
 
 _SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -76,10 +72,6 @@ CREATE INDEX records_task ON records(task_id);
 _META_KEYS = ("name", "env", "policy", "mode", "noise", "seed", "scorer", "config", "versions", "started")
 
 
-class StoreError(ValueError):
-    """A run folder, results file or store file that cannot be read as one."""
-
-
 @dataclass(frozen=True)
 class StoredRun:
     """One mode of one run, as a ``runs`` row."""
@@ -105,115 +97,10 @@ class StoredRun:
         return {key: getattr(self, key) for key in _META_KEYS}
 
 
-@dataclass(frozen=True)
-class RunFolder:
-    """A run folder read from disk: its ``run.json``, records per mode and claimed summaries."""
-
-    path: Path
-    meta: dict[str, Any]
-    """The parsed ``run.json``."""
-    records: dict[str, list[dict[str, Any]]]
-    """Mode -> records, in file order."""
-    summaries: dict[str, dict[str, Any]] | None
-    """Mode -> the summary ``summary.json`` claims; None when the file is missing (unfinished run)."""
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def env(self) -> str:
-        spec = self.meta.get("env_spec") or {}
-        return str(spec.get("name") or Path(str(self.meta["config"].get("env", "?"))).stem)
-
-    @property
-    def scorer(self) -> str | None:
-        scoring = (self.meta.get("env_spec") or {}).get("scoring") or {}
-        return scoring.get("scorer")
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StoreError(
-            f"{path.parent} has no {path.name} ({what}); is it a run folder written by `matpo-bench run`?"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StoreError(f"Corrupt {path}: not valid JSON ({exc}).") from None
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of one JSONL results file; a clear error names any bad line.
-
-    Unlike :class:`~matpo_gym.bench.results.ResultsFile`, this never repairs the file: a line cut
-    short by a crash is an error here (rerun ``matpo-bench run`` with the same arguments to repair
-    and finish it).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"No results file at {path}.")
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise StoreError(
-                    f"Corrupt {path}, line {number}: not valid JSON ({exc.msg}). If a run was cut short, "
-                    "rerun the same `matpo-bench run` command to repair and finish it."
-                ) from None
-            if not isinstance(record, dict):
-                raise StoreError(f"Corrupt {path}, line {number}: expected a JSON object.")
-            missing = [key for key in REQUIRED_RECORD_KEYS if key not in record]
-            if missing:
-                raise StoreError(f"{path}, line {number}: the record has no {', '.join(map(repr, missing))}.")
-            records.append(record)
-    return records
-
-
-def load_run_folder(folder: Path | str) -> RunFolder:
-    """Read a run folder, with a clear :class:`StoreError` for anything missing or corrupt."""
-    path = Path(folder)
-    if not path.exists():
-        raise StoreError(f"No run folder at {path}.")
-    if not path.is_dir():
-        raise StoreError(f"{path} is not a folder; give a run folder (`<out>/<name>/` of `matpo-bench run`).")
-    meta = _read_json(path / "run.json", "the run's metadata")
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-        raise StoreError(f"Corrupt {path / 'run.json'}: expected an object with a 'config' table.")
-    records: dict[str, list[dict[str, Any]]] = {
-        mode: read_records(path / f"{mode}.jsonl")
-        for mode in MODES if (path / f"{mode}.jsonl").is_file()
-    }
-    if not records:
-        names = ", ".join(f"{mode}.jsonl" for mode in MODES)
-        raise StoreError(f"{path} has no results file ({names}); the run has not finished a question yet.")
-    summaries = None
-    if (path / "summary.json").is_file():
-        data = _read_json(path / "summary.json", "the run's summary")
-        if not isinstance(data, list) or not all(isinstance(s, dict) and "mode" in s for s in data):
-            raise StoreError(f"Corrupt {path / 'summary.json'}: expected a list of per-mode summaries.")
-        summaries = {s["mode"]: s for s in data}
-    return RunFolder(path=path, meta=meta, records=records, summaries=summaries)
-
-
 def write_jsonl_atomic(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
-    """Write records as JSON Lines via a temporary file and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write records as JSON Lines atomically (:func:`~matpo_gym.bench.results.write_bytes_atomic`)."""
+    text = "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _float(value: Any, where: str) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from matpo_gym.bench.store import StoreError, load_run_folder
+from matpo_gym.bench.run_folder import StoreError, load_run_folder
 from matpo_gym.bench.summary import ModeSummary, summarize
 from matpo_gym.data.tasks import Task
 from matpo_gym.scoring.scorers import get_scorer
