@@ -6,6 +6,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "matpo_gym.bench.store",
     "matpo_gym.core.actions",
     "matpo_gym.data.world",
     "matpo_gym.policies.openai",
@@ -13,6 +14,7 @@ MODULES = [
     "matpo_gym.scoring.normalize",
     "matpo_gym.tools.noise",
     "matpo_gym.trainers.advantages",
+    "matpo_gym.trainers.launch",
     "matpo_gym.trainers.schedule",
     "matpo_gym.trainers.sft",
 ]

