@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from matpo_gym.data.tasks import Task
 from matpo_gym.data.world.config import WorldConfig
-from matpo_gym.data.world.entities import EntityGraph, generate_entities
+from matpo_gym.data.world.draw import generate_entities
+from matpo_gym.data.world.entities import EntityGraph
 from matpo_gym.data.world.paths import Layout
 from matpo_gym.data.world.questions import FAMILIES, build_tasks, select
 from matpo_gym.data.world.questions.common import Context
