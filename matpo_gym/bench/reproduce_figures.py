@@ -164,6 +164,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     pressure = {f"{m}/{mode}": {str(c): pooled(m, mode, sweep_label(config, c), 0.0) for c in config.context_sweep}
                 for m, mode in ROWS}
     diagnosis = {f"{m}/{mode}": breakdown(read(m, mode, families[0], 0.0)).to_dict() for m, mode in ROWS}
+    diagnosis_sampled = {f"{m}/{mode}": breakdown(read(m, mode, SAMPLED, 0.0)).to_dict() for m, mode in ROWS}
     sampled = {f"{m}/{mode}": pooled(m, mode, SAMPLED, 0.0) for m, mode in ROWS}
     sampled_change = {f"{m}/{mode}": paired_change(read(m, mode, SAMPLED, 0.0), read("sft", mode, SAMPLED, 0.0))
                       for m, mode in ROWS[2:]}
@@ -179,6 +180,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "noise": noise,
         "pressure": pressure,
         "diagnosis": diagnosis,
+        "diagnosis_sampled": diagnosis_sampled,
         "sampled": sampled,
         "sampled_change": sampled_change,
         "curves": {algo: {key: curves(logs[algo], key) for key in CURVES} for algo in METHODS},

@@ -101,6 +101,7 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
     result.append(diagnosis_table(data, families[0]))
     if config.eval_samples:
         result.append(sampled_table(data, config))
+        result.append(diagnosis_table(data, families[0], sampled=True))
     result.append(held_out_table(data))
     stab_rows = [[s["algo"], str(s["seed"]), str(s["steps"]), number_text(s["peak"]), number_text(s["final"]),
                   {True: "yes", False: "no", None: "n/a"}[s["collapsed"]]] for s in data["stability"]]
@@ -163,23 +164,26 @@ def _signed(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:+.3f}"
 
 
-def diagnosis_table(data: dict[str, Any], family: str) -> Table:
-    """Why the rows differ: each stage an episode must pass, as a share of episodes."""
+def diagnosis_table(data: dict[str, Any], family: str, *, sampled: bool = False) -> Table:
+    """Why the rows differ: each stage an episode must pass, as a share of episodes, for the greedy
+    evaluation or (``sampled``) the policy RL trains, where failures RL reinforces show first."""
     rows = []
     for method, mode in ROWS:
-        d = data["diagnosis"][f"{method}/{mode}"]
+        d = data["diagnosis_sampled" if sampled else "diagnosis"][f"{method}/{mode}"]
         shares = [number_text(d[key], 2) for key in ("accuracy", "read_gold", "reported_gold", "answered")]
         rest = [number_text(d["workers"], 2), number_text(d["worker_stopped"], 2), number_text(d["truncations"], 2)]
         rows.append([LABELS[(method, mode)], str(d["episodes"]), *shares, number_text(d["model_calls"], 1), *rest])
+    title = (f"Where sampled episodes fail ({family}-like, noise 0, temperature 1)" if sampled
+             else f"Where episodes fail ({family}-like, noise 0)")
     return Table(
-        f"Where episodes fail ({family}-like, noise 0)",
+        title,
         ["model", "episodes", "accuracy", "gold answer read", "gold in a worker's report", "answered",
          "model calls", "workers", "workers stopped by a limit", "context truncations"],
         rows,
         "Shares of episodes, from the evaluation records' trajectories: the gold answer appeared in a search or "
         "browse result the agent or a worker read; a worker's report to the planner stated it; the episode ended "
         "with an answer rather than at a turn or context limit. Workers stopped: share of workers that hit their "
-        "turn or context limit before reporting.",
+        "turn or context limit and gave no report.",
     )
 
 

@@ -35,7 +35,8 @@ def test_report_is_complete(repro):
     config, report = repro
     text = report.read_text()
     for heading in ("Accuracy per family", "Accuracy vs tool noise", "Pressure: accuracy vs context budget",
-                    "Held-out accuracy under sampling", "What RL changed on held-out questions", "Training stability",
+                    "Held-out accuracy under sampling", "Where sampled episodes fail",
+                    "What RL changed on held-out questions", "Training stability",
                     "Training budget"):
         assert heading in text
     for family in config.eval_families:
@@ -75,6 +76,10 @@ def test_numbers_come_from_the_records(repro):
         row, first = f"{method}/{mode}", config.eval_families[0]
         assert data["pressure"][row][str(config.context_tokens)] == data["table"][row][first]
         assert not (config.out / "eval" / f"{method}-{mode}-seed0-ctx{config.context_tokens}-noise0").exists()
+        sampled_diagnosis, sampled_cell = data["diagnosis_sampled"][row], data["sampled"][row]
+        assert sampled_diagnosis["episodes"] == sampled_cell["n"] == config.eval_questions * config.eval_samples * (
+            1 if method == "sft" else len(config.seeds))
+        assert math.isclose(sampled_diagnosis["accuracy"], sampled_cell["accuracy"])
     for algo in ("grpo", "matpo"):
         rewards = {s: [r["reward"] for r in records(config.out / f"{algo}-seed{s}" / "metrics.jsonl") if "reward" in r]
                    for s in config.seeds}
