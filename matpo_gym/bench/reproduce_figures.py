@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,14 +60,9 @@ def _records(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def cell_records(out: Path, method: str, mode: str, seeds: Sequence[int], label: str,
-                 rate: float) -> list[dict[str, Any]]:
-    """The records of every seed's run of this cell."""
-    records: list[dict[str, Any]] = []
-    for seed in seeds:
-        folder = out / "eval" / cell_name(Model(method, mode, seed, out), label, rate)
-        records += _records(folder / f"{mode}.jsonl")
-    return records
+def cell_files(out: Path, method: str, mode: str, seeds: Sequence[int], label: str, rate: float) -> list[Path]:
+    """The records file of every seed's run of this cell."""
+    return [out / "eval" / cell_name(Model(method, mode, seed, out), label, rate) / f"{mode}.jsonl" for seed in seeds]
 
 
 def cell(records: Sequence[dict[str, Any]]) -> Cell:
@@ -101,15 +96,12 @@ def relative_gain(matpo: float, grpo: float) -> float:
     return (matpo - grpo) / grpo
 
 
-def compute_seconds(out: Path, sft_log: list[dict[str, Any]], budgets: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Seconds each stage computed, summed from its own logs (so a resumed run counts every part)."""
+def compute_seconds(sft_log: list[dict[str, Any]], budgets: dict[str, dict[str, float]],
+                    evaluation_runs: Iterable[float]) -> dict[str, float]:
+    """Seconds each stage computed, summed from its own logs (so a resumed run counts every part);
+    ``evaluation_runs`` holds each evaluation run's seconds (its records' largest)."""
     sft = sum(float(r.get("seconds", 0)) for r in sft_log)
-    times = {"sft": sft, **{algo: b["seconds"] for algo, b in budgets.items()}}
-    evaluation = 0.0
-    for path in (out / "eval").glob("*/*.jsonl"):
-        evaluation += max((float(r.get("seconds", 0)) for r in _records(path)), default=0.0)
-    times["evaluation"] = evaluation
-    return times
+    return {"sft": sft, **{algo: b["seconds"] for algo, b in budgets.items()}, "evaluation": sum(evaluation_runs)}
 
 
 def progress(config: ReproduceConfig, sft_log: list[dict[str, Any]],
@@ -134,12 +126,18 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     diagnosed = {(m, mode, label, 0.0) for m, mode in ROWS for label in (families[0], SAMPLED)}
     records: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}  # only the diagnosed cells'
     cells: dict[tuple[str, str, str, float], dict[str, Any]] = {}
+    run_seconds: dict[Path, float] = {}
+    """Each evaluation run file read so far -> the largest ``seconds`` of its records."""
 
     def read(method: str, mode: str, label: str, rate: float) -> list[dict[str, Any]]:
         key = (method, mode, label, rate)
         if key in records:
             return records[key]
-        found = cell_records(out, method, mode, _seeds(method, seeds), label, rate)
+        found: list[dict[str, Any]] = []
+        for path in cell_files(out, method, mode, _seeds(method, seeds), label, rate):
+            part = _records(path)
+            run_seconds[path] = max((float(r.get("seconds", 0)) for r in part), default=0.0)
+            found += part
         if key in diagnosed:
             records[key] = found
         return found
@@ -187,7 +185,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "held_out": {algo: held_out_change(logs[algo]) for algo in METHODS},
         "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
         "budget": budgets,
-        "compute_seconds": compute_seconds(out, sft_log, budgets),
+        "compute_seconds": compute_seconds(sft_log, budgets, run_seconds.values()),  # every cell read by now
         "progress": progress(config, sft_log, logs),
     }
 

@@ -117,6 +117,11 @@ def test_numbers_come_from_the_records(repro):
         assert math.isclose(sampled["before"]["mean"], sum(before) / len(before))
         assert math.isclose(sampled["change"]["mean"], (sum(after) - sum(before)) / len(before), abs_tol=1e-12)
     assert len(data["stability"]) == 2 * len(config.seeds)
+    # evaluation time: every evaluation run's own clock (its records' largest), summed over the runs
+    runs = sorted((config.out / "eval").glob("*/*.jsonl"))
+    assert len(runs) > 2 * len(config.seeds)
+    per_run = [max(r["seconds"] for r in records(path)) for path in runs]
+    assert math.isclose(data["compute_seconds"]["evaluation"], sum(per_run))
 
 
 def test_both_methods_get_the_same_budget(repro):
