@@ -195,9 +195,14 @@ def cell_name(model: Model, label: str, rate: float) -> str:
     return f"{model.method}-{model.mode}-seed{model.seed}-{label}-noise{rate:g}"
 
 
+def cell_records_file(out: Path, model: Model, label: str, rate: float) -> Path:
+    """The records file ``matpo-bench run`` writes for one evaluation cell of the run in ``out``."""
+    return out / "eval" / cell_name(model, label, rate) / f"{model.mode}.jsonl"
+
+
 def cell_complete(config: ReproduceConfig, model: Model, label: str, rate: float) -> bool:
     """Whether the cell's records hold every planned question."""
-    path = config.out / "eval" / cell_name(model, label, rate) / f"{model.mode}.jsonl"
+    path = cell_records_file(config.out, model, label, rate)
     if not path.is_file():
         return False
     with path.open(encoding="utf-8") as handle:

@@ -19,7 +19,7 @@ from matpo_gym.bench.reproduce import (
     SAMPLED,
     Model,
     cell_complete,
-    cell_name,
+    cell_records_file,
     evaluation_plan,
     model_plan,
     sweep_label,
@@ -62,7 +62,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
 
 def cell_files(out: Path, method: str, mode: str, seeds: Sequence[int], label: str, rate: float) -> list[Path]:
     """The records file of every seed's run of this cell."""
-    return [out / "eval" / cell_name(Model(method, mode, seed, out), label, rate) / f"{mode}.jsonl" for seed in seeds]
+    return [cell_records_file(out, Model(method, mode, seed, out), label, rate) for seed in seeds]
 
 
 def cell(records: Sequence[dict[str, Any]]) -> Cell:
