@@ -122,8 +122,7 @@ def sampled_table(data: dict[str, Any], config: ReproduceConfig) -> Table:
     for method, mode in ROWS:
         key = f"{method}/{mode}"
         change = data["sampled_change"].get(key)
-        versus = "" if change is None else (
-            f"{_signed(change['mean'])} [{_signed(change['low'])}, {_signed(change['high'])}] (n={change['n']})")
+        versus = "" if change is None else f"{_change_text(change)} (n={change['n']})"
         rows.append([LABELS[(method, mode)], _cell_text(data["sampled"][key]), versus])
     family = config.eval_families[0]
     return Table(
@@ -144,7 +143,7 @@ def held_out_table(data: dict[str, Any]) -> Table:
             before, after, change = figures["before"], figures["after"], figures["change"]
             rows.append([algo, decoding, str(figures["runs"]), _cell_text(_as_cell(before)),
                          f"{_cell_text(_as_cell(after))} (step {figures['final_step']})",
-                         f"{_signed(change['mean'])} [{_signed(change['low'])}, {_signed(change['high'])}]"])
+                         _change_text(change)])
     return Table(
         "What RL changed on held-out questions",
         ["method", "decoding", "runs", "before RL", "after RL", "change [95% CI]"], rows,
@@ -162,6 +161,11 @@ def _as_cell(ci: dict[str, Any]) -> dict[str, Any]:
 
 def _signed(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:+.3f}"
+
+
+def _change_text(change: dict[str, Any]) -> str:
+    """A paired change as ``+mean [+low, +high]``."""
+    return f"{_signed(change['mean'])} [{_signed(change['low'])}, {_signed(change['high'])}]"
 
 
 def diagnosis_table(data: dict[str, Any], family: str, *, sampled: bool = False) -> Table:
