@@ -29,11 +29,7 @@ def curves(logs: Sequence[list[dict[str, Any]]], key: str) -> list[dict[str, flo
             value = row.get(key)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 by_step.setdefault(int(row["step"]), []).append(float(value))
-    points = []
-    for step in sorted(by_step):
-        ci = mean_ci(by_step[step])
-        points.append({"step": step, "n": ci.n, "mean": ci.mean, "low": ci.low, "high": ci.high})
-    return points
+    return [{"step": step, **mean_ci(by_step[step])._asdict()} for step in sorted(by_step)]
 
 
 def stability(rows: list[dict[str, Any]], algo: str, seed: int) -> dict[str, Any]:
