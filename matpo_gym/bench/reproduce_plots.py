@@ -3,29 +3,34 @@ without matplotlib)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from matpo_gym.bench.reproduce_config import METHODS, ReproduceConfig
 from matpo_gym.bench.reproduce_figures import CURVES, ROWS
+from matpo_gym.bench.results import write_bytes_atomic
 
 COLORS = {"grpo": "tab:orange", "matpo": "tab:blue", "sft": "tab:gray"}
 
 
-def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> list[Path]:
-    """Learning curves, accuracy vs noise and accuracy vs context budget; none without matplotlib."""
+def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> dict[Path, bytes]:
+    """Learning curves, accuracy vs noise and accuracy vs context budget, written to ``folder`` as
+    PNG; returns each file with its bytes (for the HTML page to embed); none without matplotlib."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        return []
-    written = []
+        return {}
+    written: dict[Path, bytes] = {}
 
     def save(fig: Any, name: str) -> None:
         FigureCanvasAgg(fig)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
         path = folder / name
-        fig.savefig(path, dpi=110)
-        written.append(path)
+        write_bytes_atomic(path, buffer.getvalue())
+        written[path] = buffer.getvalue()
 
     fig = Figure(figsize=(5 * len(CURVES), 3.6), layout="constrained")
     for index, (key, title) in enumerate(CURVES.items()):

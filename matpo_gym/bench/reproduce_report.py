@@ -19,6 +19,7 @@ from matpo_gym.bench.reproduce_config import ReproduceConfig, rerun_command
 from matpo_gym.bench.reproduce_figures import ROWS, collect
 from matpo_gym.bench.reproduce_plots import plots
 from matpo_gym.bench.reproduce_tables import number_text, tables
+from matpo_gym.bench.results import write_bytes_atomic
 
 
 def _json_ready(value: Any) -> Any:
@@ -76,16 +77,16 @@ def build_report(config: ReproduceConfig) -> Path:
     folder = config.report
     folder.mkdir(parents=True, exist_ok=True)
     data = collect(config)
-    (folder / "report.json").write_text(json.dumps(_json_ready(data), indent=1) + "\n", encoding="utf-8")
+    write_bytes_atomic(folder / "report.json", (json.dumps(_json_ready(data), indent=1) + "\n").encode("utf-8"))
     rendered = tables(data, config)
     images = plots(data, config, folder)
     header = _header(config, data)
     markdown = header + [t.markdown() for t in rendered] + [f"![{p.stem}]({p.name})\n" for p in images]
     path = folder / "reproduce.md"
-    path.write_text("\n".join(markdown), encoding="utf-8")
+    write_bytes_atomic(path, "\n".join(markdown).encode("utf-8"))
     embedded = "".join(
-        f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        for p in images
+        f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        for p, png in images.items()
     )
     paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in header[2:] if line)
     page = (
@@ -96,7 +97,7 @@ def build_report(config: ReproduceConfig) -> Path:
         f"<h1>{html.escape(header[0].lstrip('# '))}</h1>{paragraphs}"
         + "".join(t.html() for t in rendered) + embedded + "</body></html>\n"
     )
-    (folder / "index.html").write_text(page, encoding="utf-8")
+    write_bytes_atomic(folder / "index.html", page.encode("utf-8"))
     return path
 
 
