@@ -34,6 +34,7 @@ from matpo_gym.bench.reproduce_config import (
     save_manifest,
 )
 from matpo_gym.bench.reproduce_envs import EnvFiles, write_envs
+from matpo_gym.bench.results import write_bytes_atomic
 
 # -- stages --------------------------------------------------------------------------------------
 
@@ -272,7 +273,7 @@ def record_machine(config: ReproduceConfig) -> None:
     seen = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
     entry = machine_description(config.device)
     if entry not in seen:
-        path.write_text(json.dumps(seen + [entry], indent=2) + "\n", encoding="utf-8")
+        write_bytes_atomic(path, (json.dumps(seen + [entry], indent=2) + "\n").encode("utf-8"))
 
 
 __all__ = ["PRESETS", "EnvFiles", "Model", "ReproduceConfig", "reproduce", "write_envs"]

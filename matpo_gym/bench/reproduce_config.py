@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from matpo_gym.bench.results import write_bytes_atomic
 from matpo_gym.config import ConfigError, to_dict
 
 Preset = Literal["cpu", "gpu", "smoke"]
@@ -169,7 +170,7 @@ def save_manifest(config: ReproduceConfig) -> None:
                 f"use another --out or delete that folder."
             )
         return
-    path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    write_bytes_atomic(path, (json.dumps(current, indent=2) + "\n").encode("utf-8"))
 
 
 def rerun_command(config: ReproduceConfig) -> str:
