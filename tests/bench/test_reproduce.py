@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from matpo_gym.bench.reproduce import ReproduceConfig, reproduce  # noqa: E402
+from matpo_gym.bench.reproduce import ReproduceConfig, reproduce, rl_config, write_envs  # noqa: E402
 from matpo_gym.bench.reproduce_report import ROWS  # noqa: E402
 from matpo_gym.config import ConfigError  # noqa: E402
 from matpo_gym.envs.gym_env import MatpoEnv  # noqa: E402
@@ -134,6 +134,10 @@ def test_both_methods_get_the_same_budget(repro):
             for algo in ("grpo", "matpo")
         }
         assert episodes["grpo"] == episodes["matpo"]
+    # both methods train with the same KL penalty to the warm start, the one the run records
+    envs = write_envs(config)
+    penalties = {rl_config(config, algo, 0, config.out / "sft", envs).kl_coef for algo in ("grpo", "matpo")}
+    assert penalties == {config.rl_kl_coef} and config.rl_kl_coef > 0
 
 
 def test_evaluation_questions_are_never_trained_on(repro):
