@@ -78,3 +78,34 @@ def test_trainer_step_time(benchmark, head):
     benchmark.pedantic(step, rounds=5 if device.type == "cuda" else 3, iterations=1, warmup_rounds=1)
     benchmark.extra_info["tokens_per_step"] = 32 * 512
     benchmark.extra_info["precision"] = plan.name
+
+
+@pytest.mark.parametrize("cache", ["default", "reserved"])
+def test_decoding_speed(benchmark, cache):
+    """Batched decoding of 32 prompts of 500 tokens, 48 new tokens each, under the trainer's rollout
+    precision: transformers' default KV cache (a copy of the whole cache per token) vs the reserved
+    cache HFPolicy decodes with (one in-place write per token, stored in the autocast dtype)."""
+    from matpo_gym.models.tiny import ensure_tiny
+    from matpo_gym.policies.hf import resolve_device
+    from matpo_gym.policies.kv_cache import reserved_cache_arguments
+    from matpo_gym.trainers.precision import resolve_precision
+    from matpo_gym.trainers.state import load_model
+
+    device = resolve_device("auto")
+    plan = resolve_precision("auto", device.type)
+    model, _ = load_model(str(ensure_tiny()), device, plan)
+    model.eval()
+    ids = torch.randint(10, 1000, (32, 500), generator=torch.Generator().manual_seed(0)).to(device)
+    attention = torch.ones_like(ids)
+
+    def decode():
+        arguments = reserved_cache_arguments(model, 548) if cache == "reserved" else {}
+        with torch.inference_mode(), plan.autocast(device):
+            model.generate(input_ids=ids, attention_mask=attention, max_new_tokens=48, min_new_tokens=48,
+                           do_sample=False, pad_token_id=0, **arguments)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    benchmark.pedantic(decode, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["tokens_per_second"] = 32 * 48 / benchmark.stats.stats.mean
+    benchmark.extra_info["precision"] = plan.name

@@ -25,7 +25,7 @@ from matpo_gym.bench.reproduce import (
     sweep_label,
 )
 from matpo_gym.bench.reproduce_config import METHODS, ReproduceConfig, load_manifest
-from matpo_gym.bench.results import question_means
+from matpo_gym.bench.results import question_means, read_jsonl
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.bench.training_logs import budget, curves, held_out_change, stability
 
@@ -54,10 +54,9 @@ class Cell:
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """A records file's complete lines: a report of a run cut short mid-write still builds (the
+    rerun that finishes the run repairs the file)."""
+    return read_jsonl(path)[0]
 
 
 def cell_files(out: Path, method: str, mode: str, seeds: Sequence[int], label: str, rate: float) -> list[Path]:

@@ -46,6 +46,22 @@ def question_means(records: Sequence[dict[str, Any]], keys: set[str] | None = No
     return {task: sum(scores) / len(scores) for task, scores in by_question.items()}
 
 
+def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The complete records of a JSONL file (none when it is missing), and whether any line was
+    left out because it does not parse (a crash in the middle of a write cuts the last one short)."""
+    if not path.is_file():
+        return [], False
+    records, cut = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            cut = True
+    return records, cut
+
+
 class ResultsFile:
     """An append-only JSONL file of result records keyed by ``record["key"]``."""
 
@@ -55,17 +71,8 @@ class ResultsFile:
         self.records: list[dict[str, Any]] = self._load()
 
     def _load(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        records, broken = [], False
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                broken = True
-        if broken:  # a crash cut a line short: keep the complete records only
+        records, cut = read_jsonl(self.path)
+        if cut:  # a crash cut a line short: keep the complete records only
             self._rewrite(records)
         return records
 

@@ -28,6 +28,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, 
 
 from matpo_gym.core.messages import Prompt
 from matpo_gym.policies.base import Completion
+from matpo_gym.policies.kv_cache import reserved_cache_arguments
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +360,7 @@ class HFPolicy:
             output_logits=True,
             return_dict_in_generate=True,
             use_cache=True,
+            **reserved_cache_arguments(self.model, width + self.max_new_tokens),
             **sampling,
         )
         generated = out.sequences[:, width:]  # (B, S)

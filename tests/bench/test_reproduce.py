@@ -224,3 +224,22 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     progress = json.loads((tmp_path / "report" / "report.json").read_text())["progress"]
     assert progress["sft steps"] == [config.sft_steps, config.sft_steps]
     assert progress["matpo steps"][0] < progress["matpo steps"][1]
+
+
+def test_a_line_cut_short_by_a_crash_leaves_the_report_as_without_it(repro, tmp_path):
+    """A crash mid-write leaves half a JSON line at the end of a records file; the report of that
+    run still builds, from the complete records."""
+    import shutil
+
+    config, _ = repro
+    cut = tmp_path / "out"
+    shutil.copytree(config.out, cut)
+    evaluation = next((cut / "eval" / f"grpo-single-seed0-{config.eval_families[0]}-noise0").glob("*.jsonl"))
+    for path in (evaluation, cut / "grpo-seed0" / "metrics.jsonl"):
+        with path.open("a") as handle:
+            handle.write('{"key": "half-writ')
+    reproduce(ReproduceConfig(out=cut, report=tmp_path / "report", report_only=True))
+    before = json.loads((config.report / "report.json").read_text())
+    after = json.loads((tmp_path / "report" / "report.json").read_text())
+    for name in ("table", "noise", "sampled", "curves", "stability", "progress"):
+        assert after[name] == before[name], name
