@@ -52,6 +52,9 @@ class ReproduceConfig:
     filler_paragraphs: int | None = None
     """Irrelevant paragraphs per page: page length."""
     browse_max_chars: int | None = None
+    """Characters of a page one browse call returns (the rest is on its next pages)."""
+    search_top_k: int | None = None
+    """Results per search call."""
     context_tokens: int | None = None
     summary_chars: int | None = None
     # model
@@ -107,7 +110,8 @@ class ReproduceConfig:
         bad = [r for r in self.noise_rates or () if not 0 <= r <= 1]
         if bad:
             raise ConfigError(f"reproduce: noise rate {bad[0]} is outside [0, 1].")
-        for name in ("sft_steps", "rl_steps", "questions_per_step", "group_size", "eval_questions", "turns"):
+        for name in ("sft_steps", "rl_steps", "questions_per_step", "group_size", "eval_questions", "turns",
+                     "search_top_k", "browse_max_chars"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"reproduce: {name} must be at least 1, got {getattr(self, name)}.")
         if self.group_size < 2:
@@ -120,17 +124,18 @@ class ReproduceConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         train_family="frames", eval_families=("frames", "webwalker", "gaia"), difficulty="easy",
-        seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(512, 768, 1024, 1536),
-        eval_questions=24, eval_samples=8, filler_paragraphs=0, browse_max_chars=1200, context_tokens=1024,
-        summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
-        sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
+        seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(384, 512, 768, 1024),
+        eval_questions=24, eval_samples=8, filler_paragraphs=0, browse_max_chars=450, search_top_k=2,
+        context_tokens=1024, summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
+        sft_steps=1600, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=36, questions_per_step=8, group_size=4, max_new_tokens=64,
         rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=12, curve_questions=16, curve_samples=4,
     ),
     "gpu": dict(
         train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="",
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(768, 1024, 1536, 2048),
-        eval_questions=100, eval_samples=4, filler_paragraphs=2, browse_max_chars=1600, context_tokens=1536,
+        eval_questions=100, eval_samples=4, filler_paragraphs=2, browse_max_chars=1600, search_top_k=3,
+        context_tokens=1536,
         summary_chars=400, hidden_size=512, num_layers=8, vocab_size=4096, num_entities=1500,
         sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=60, questions_per_step=32, group_size=8, max_new_tokens=96,
@@ -139,7 +144,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(
         train_family="musique", eval_families=("frames", "gaia"), difficulty="easy",
         seeds=(0, 1), noise_rates=(0.0, 0.4), context_sweep=(256, 1024),
-        eval_questions=2, eval_samples=2, filler_paragraphs=0, browse_max_chars=600, context_tokens=1024,
+        eval_questions=2, eval_samples=2, filler_paragraphs=0, browse_max_chars=600, search_top_k=3,
+        context_tokens=1024,
         summary_chars=200, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
         sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1, sft_context_weight=0.5,
         rl_steps=2, questions_per_step=2, group_size=2, max_new_tokens=12,
@@ -152,7 +158,7 @@ RUN_ONLY = ("out", "report", "report_only", "device", "quiet")
 """Settings that say where and how this invocation runs, not what the reproduction is."""
 
 BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0, "curve_samples": 0,
-                      "eval_samples": 0, "rl_kl_coef": 0.0}
+                      "eval_samples": 0, "rl_kl_coef": 0.0, "search_top_k": 3}
 """What a run whose manifest predates a setting used in its place (not today's preset value)."""
 
 

@@ -64,7 +64,7 @@ def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: 
         description=f"matpo-bench reproduce: {family}-like questions ({split} split), context {context_tokens}.",
         source=replace(base.source, kind="world", family=family, difficulty=difficulty, split=split),
         world=replace(base.world, num_entities=config.num_entities, filler_paragraphs=config.filler_paragraphs),
-        tools=replace(base.tools, browse_max_chars=config.browse_max_chars),
+        tools=replace(base.tools, browse_max_chars=config.browse_max_chars, search_top_k=config.search_top_k),
         limits=replace(base.limits, planner_turns=config.turns, worker_turns=config.turns,
                        single_turns=config.turns, context_tokens=context_tokens,
                        summary_chars=config.summary_chars),
