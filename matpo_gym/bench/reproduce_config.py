@@ -127,7 +127,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(384, 512, 768, 1024),
         eval_questions=24, eval_samples=8, filler_paragraphs=0, browse_max_chars=450, search_top_k=2,
         context_tokens=1024, summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
-        sft_steps=1600, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
+        sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=36, questions_per_step=8, group_size=4, max_new_tokens=64,
         rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=12, curve_questions=16, curve_samples=4,
     ),

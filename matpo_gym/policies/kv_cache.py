@@ -6,8 +6,9 @@ bfloat16 again at every step. On a small model these copies cost more than the m
 cache reserves room for the prompt and the completion once, stores keys and values in the dtype
 attention computes in (the autocast dtype when autocast is on), and hands attention views of its
 buffers. Attention sees the same values either way, so the logits are bit-identical to the
-default cache's (``tests/policies/test_kv_cache.py``); decoding the tiny model on CPU is about
-1.6x faster (``benchmarks/test_bench_generation.py``).
+default cache's (``tests/policies/test_kv_cache.py``). On 2 CPU cores under bf16 autocast, a
+decoding step of the tiny model at batch 32 takes 9 ms instead of 14.5, and a whole batched
+``generate`` call is 1.4x faster (``benchmarks/test_model_speed.py::test_decoding_speed``).
 """
 
 from __future__ import annotations
