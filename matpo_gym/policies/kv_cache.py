@@ -53,11 +53,10 @@ if DynamicLayer is not None:
                    **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
-            if self._buffers is None or self.keys.data_ptr() != self._buffers[0].data_ptr():
-                self._reserve(key_states, value_states, 0)
             start = self.get_seq_length()
             end = start + key_states.shape[-2]
-            if end > self._buffers[0].shape[-2]:
+            replaced = self._buffers is None or self.keys.data_ptr() != self._buffers[0].data_ptr()
+            if replaced or end > self._buffers[0].shape[-2]:
                 self._reserve(key_states, value_states, end)
             key_buffer, value_buffer = self._buffers
             key_buffer[..., start:end, :] = key_states
