@@ -34,7 +34,7 @@ from matpo_gym.bench.reproduce_config import (
     save_manifest,
 )
 from matpo_gym.bench.reproduce_envs import EnvFiles, write_envs
-from matpo_gym.bench.results import write_bytes_atomic
+from matpo_gym.bench.results import read_jsonl, write_bytes_atomic
 
 # -- stages --------------------------------------------------------------------------------------
 
@@ -203,11 +203,8 @@ def cell_records_file(out: Path, model: Model, label: str, rate: float) -> Path:
 
 def cell_complete(config: ReproduceConfig, model: Model, label: str, rate: float) -> bool:
     """Whether the cell's records hold every planned question."""
-    path = cell_records_file(config.out, model, label, rate)
-    if not path.is_file():
-        return False
-    with path.open(encoding="utf-8") as handle:
-        return sum(1 for line in handle if line.strip()) >= config.eval_questions * cell_samples(config, label)
+    records, _ = read_jsonl(cell_records_file(config.out, model, label, rate))  # a line cut by a crash is no record
+    return len(records) >= config.eval_questions * cell_samples(config, label)
 
 
 # -- the whole pipeline --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ rerun resumes instead of retraining."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -243,3 +244,20 @@ def test_a_line_cut_short_by_a_crash_leaves_the_report_as_without_it(repro, tmp_
     after = json.loads((tmp_path / "report" / "report.json").read_text())
     for name in ("table", "noise", "sampled", "curves", "stability", "progress"):
         assert after[name] == before[name], name
+
+
+def test_a_cell_whose_last_record_was_cut_by_a_crash_is_not_complete(repro, tmp_path):
+    import shutil
+
+    from matpo_gym.bench.reproduce import Model, cell_complete, cell_records_file
+
+    config, _ = repro
+    model = Model("grpo", "single", config.seeds[0], config.out)
+    family = config.eval_families[0]
+    assert cell_complete(config, model, family, 0.0)
+    cut = tmp_path / "out"
+    shutil.copytree(config.out, cut)
+    path = cell_records_file(cut, model, family, 0.0)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1] + [lines[-1][: len(lines[-1]) // 2]]) + "\n")
+    assert not cell_complete(dataclasses.replace(config, out=cut), model, family, 0.0)
