@@ -3,26 +3,21 @@ knobs, written as ordinary TOML env files so any stage can be rerun by hand."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from matpo_gym.bench.reproduce_config import ReproduceConfig
 from matpo_gym.config import to_dict
 from matpo_gym.envs.spec import EnvSpec, load_env_spec
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string is a JSON string
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} to TOML")
+def _without_none(table: dict[str, Any]) -> dict[str, Any]:
+    """TOML has no null: an unset optional field is left out, so it reads back as its default."""
+    return {key: _without_none(value) if isinstance(value, dict) else value
+            for key, value in table.items() if value is not None}
 
 
 def env_toml(spec: EnvSpec) -> str:
@@ -33,13 +28,7 @@ def env_toml(spec: EnvSpec) -> str:
         key: str((Path(spec.root) / value).resolve()) if isinstance(value, str) else value
         for key, value in data["prompts"].items()
     }
-    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()
-             if not isinstance(value, dict) and value is not None]
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines += ["", f"[{key}]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
-    return "\n".join(lines) + "\n"
+    return tomli_w.dumps(_without_none(data))
 
 
 @dataclass(frozen=True)
