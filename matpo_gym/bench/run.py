@@ -31,7 +31,7 @@ from matpo_gym.policies.registry import load_policy
 from matpo_gym.rollout import EpisodeRequest, rollout
 from matpo_gym.scoring.judge import JudgeScorer, LLMJudge, judge_scorer
 from matpo_gym.scoring.scorers import get_scorer
-from matpo_gym.tools.noise import ALL_KINDS, NoiseConfig
+from matpo_gym.tools.noise import NoiseConfig
 
 
 @dataclass
@@ -90,11 +90,7 @@ class RunConfig:
         return modes
 
     def noise_config(self) -> NoiseConfig:
-        kinds = (
-            ALL_KINDS if self.noise_kinds == "all"
-            else tuple(k.strip() for k in self.noise_kinds.split(","))
-        )
-        return NoiseConfig(rate=self.noise, kinds=kinds, seed=self.seed)
+        return NoiseConfig.parse(self.noise, self.noise_kinds, self.seed)
 
     def env_spec(self) -> EnvSpec:
         """The env spec with this run's overrides and tool-cache settings applied."""

@@ -72,6 +72,16 @@ class NoiseConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "kinds", _check(self.rate, self.kinds))
 
+    @classmethod
+    def parse(cls, rate: float, kinds: str = "all", seed: int = 0) -> NoiseConfig:
+        """From command-line form: ``kinds`` is ``all`` or comma-separated names (``error,timeout``).
+
+        >>> NoiseConfig.parse(0.2, "error, timeout").kinds
+        ('error', 'timeout')
+        """
+        names = ALL_KINDS if kinds.strip() == "all" else tuple(k.strip() for k in kinds.split(",") if k.strip())
+        return cls(rate=rate, kinds=names, seed=seed)
+
 
 def apply_noise(tools: Mapping[str, Tool], config: NoiseConfig) -> dict[str, Tool]:
     """Wrap every tool in a :class:`NoisyTool`; with ``rate == 0`` return the tools as they are."""

@@ -76,6 +76,11 @@ class TrainConfig:
     single_turns: int | None = None
     format_weight: float | None = None
     """Override the env's format-reward weight."""
+    noise: float = 0.0
+    """Probability that a tool call is disturbed, in training rollouts and held-out evaluation
+    alike: RL under flaky tools, where an agent that retries a failed call earns more."""
+    noise_kinds: str = "all"
+    """Comma-separated noise kinds, or ``all`` (error, timeout, irrelevant, truncate, corrupt, shuffle)."""
     micro_batch_tokens: int = 16384
     """Padded tokens per forward/backward pass (gradient accumulation above it)."""
     merge_turns: bool = True

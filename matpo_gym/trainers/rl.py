@@ -27,6 +27,7 @@ from matpo_gym.core.trajectory import EpisodeResult
 from matpo_gym.envs.gym_env import MatpoEnv
 from matpo_gym.policies.hf import resolve_device
 from matpo_gym.rollout import EpisodeRequest, rollout
+from matpo_gym.tools.noise import NoiseConfig
 from matpo_gym.trainers.advantages import assign_credit
 from matpo_gym.trainers.batch import Sample, collate, micro_batches, samples_from_credit
 from matpo_gym.trainers.config import Aggregation, TrainConfig, run_metadata
@@ -102,6 +103,7 @@ class RLTrainer:
         from matpo_gym.policies.hf import HFPolicy
 
         cfg = self.config
+        self.noise = NoiseConfig.parse(cfg.noise, cfg.noise_kinds, cfg.seed)  # a bad kind fails before the model loads
         self.parallel = DataParallel(cpu=cfg.device == "cpu")
         seed_everything(cfg.seed + self.parallel.rank)
         self.device = self.parallel.device if cfg.device == "auto" else resolve_device(cfg.device)
@@ -152,7 +154,7 @@ class RLTrainer:
 
     def _make_env(self, spec, split: str):
         return lambda: MatpoEnv(spec, mode=self.config.mode, split=split, count_tokens=self.policy.count_tokens,
-                                tasks=self.train_tasks if split == "train" else self.eval_tasks)
+                                tasks=self.train_tasks if split == "train" else self.eval_tasks, noise=self.noise)
 
     # -- one step ------------------------------------------------------------------------------
 

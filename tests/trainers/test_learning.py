@@ -218,3 +218,25 @@ def test_sampled_held_out_evaluation_plays_the_training_policy(tiny_model_dir, t
     config.eval_samples = 0
     assert "eval_sampled_reward" not in trainer.evaluate()
 
+
+
+def test_training_under_tool_noise_disturbs_rollouts_and_held_out_play_alike(tiny_model_dir, tmp_path):
+    """``noise`` reaches every env the trainer plays, training and held-out, and a kind that does
+    not exist is refused before any model is loaded."""
+    from matpo_gym.policies.scripted import SearchReadPolicy
+    from matpo_gym.rollout import EpisodeRequest, rollout
+
+    config = TrainConfig(algo="grpo", model=str(tiny_model_dir), env="world-tiny", out=tmp_path, steps=1,
+                         noise=1.0, noise_kinds="error", eval_questions=2, quiet=True, device="cpu")
+    trainer = RLTrainer(config)
+    trainer.setup()
+    for spec, split, tasks in ((trainer.train_spec, "train", trainer.train_tasks[:2]),
+                               (trainer.eval_spec, "test", trainer.eval_tasks)):
+        results = list(rollout(trainer._make_env(spec, split), SearchReadPolicy(),
+                               [EpisodeRequest(task, f"{task.id}/{split}") for task in tasks]))
+        assert results and all(r.stats.tool_calls and r.stats.tool_errors == r.stats.tool_calls for r in results)
+        assert all(r.score == 0 for r in results)  # every call failed, so no answer could be read
+
+    bad = RLTrainer(TrainConfig(algo="grpo", model=str(tmp_path / "no-such-model"), noise=0.2, noise_kinds="flaky"))
+    with pytest.raises(ValueError, match="unknown noise kind 'flaky'"):
+        bad.setup()
