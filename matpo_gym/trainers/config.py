@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matpo_gym.config import ConfigError, from_dict, load_toml, to_dict
+from matpo_gym.tools.noise import NoiseConfig
 from matpo_gym.trainers.precision import Precision
 from matpo_gym.trainers.schedule import Schedule
 
@@ -136,6 +137,16 @@ class TrainConfig:
     @property
     def mode(self) -> Literal["matpo", "single"]:
         return "single" if self.algo == "grpo" else "matpo"
+
+    def noise_config(self) -> NoiseConfig:
+        """The tool noise of this run's rollouts; a :class:`ConfigError` for settings it cannot use."""
+        if self.noise and self.algo == "sft":
+            raise ConfigError("noise disturbs the tools of RL rollouts; SFT imitates scripted demonstrations "
+                              "played on clean tools. Drop noise, or train with algo grpo or matpo.")
+        try:
+            return NoiseConfig.parse(self.noise, self.noise_kinds, self.seed)
+        except ValueError as exc:
+            raise ConfigError(f"noise: {exc}") from None
 
 
 def run_metadata(config: TrainConfig) -> dict[str, Any]:

@@ -130,7 +130,8 @@ class Plan:
             lines.extend(self._memory_lines())
         lines.extend(self._token_lines())
         saves = f"checkpoint every {cfg.save_every}" if cfg.save_every else "checkpoint at the end"
-        optimizer = (f"{cfg.steps:,} optimizer steps, AdamW lr {cfg.lr:g} constant, weight decay "
+        warmup = f" after {cfg.warmup_steps} warmup steps" if cfg.warmup_steps else ""
+        optimizer = (f"{cfg.steps:,} optimizer steps, AdamW lr {cfg.lr:g} {cfg.lr_schedule}{warmup}, weight decay "
                      f"{cfg.weight_decay:g}, grad clip {cfg.grad_clip:g}")
         if cfg.algo == "sft":
             lines.append(("steps", f"{optimizer}; {saves}"))
@@ -141,6 +142,9 @@ class Plan:
         lines.append(("train env", describe_env(self.env, "train")))
         if cfg.algo != "sft":
             lines.append(("eval env", describe_env(self.eval_env, "test")))
+            if cfg.noise:
+                lines.append(("noise", f"{cfg.noise:g} of tool calls disturbed ({cfg.noise_kinds}), in training "
+                                            "rollouts and held-out play alike"))
         for index, note in enumerate(self.notes):
             lines.append(("notes" if index == 0 else "", f"- {note}"))
         title = (f"matpo-bench train --dry-run: {self.recipe or 'flags only'} "
@@ -280,6 +284,7 @@ def check(config: TrainConfig) -> None:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
     if config.lr <= 0:
         raise ConfigError(f"lr must be positive, got {config.lr:g}")
+    config.noise_config()
     if config.algo != "sft":
         if config.group_size < 2:
             raise ConfigError("group_size must be at least 2 for grpo/matpo: with one rollout per "

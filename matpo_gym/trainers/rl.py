@@ -27,7 +27,6 @@ from matpo_gym.core.trajectory import EpisodeResult
 from matpo_gym.envs.gym_env import MatpoEnv
 from matpo_gym.policies.hf import resolve_device
 from matpo_gym.rollout import EpisodeRequest, rollout
-from matpo_gym.tools.noise import NoiseConfig
 from matpo_gym.trainers.advantages import assign_credit
 from matpo_gym.trainers.batch import Sample, collate, micro_batches, samples_from_credit
 from matpo_gym.trainers.config import Aggregation, TrainConfig, run_metadata
@@ -103,7 +102,7 @@ class RLTrainer:
         from matpo_gym.policies.hf import HFPolicy
 
         cfg = self.config
-        self.noise = NoiseConfig.parse(cfg.noise, cfg.noise_kinds, cfg.seed)  # a bad kind fails before the model loads
+        self.noise = cfg.noise_config()  # a bad kind fails before the model loads
         self.parallel = DataParallel(cpu=cfg.device == "cpu")
         seed_everything(cfg.seed + self.parallel.rank)
         self.device = self.parallel.device if cfg.device == "auto" else resolve_device(cfg.device)

@@ -158,6 +158,7 @@ class SFTTrainer:
     """Supervised fine-tuning on scripted demonstrations."""
 
     def __init__(self, config: TrainConfig):
+        config.noise_config()  # refuses noise, which SFT's clean demonstrations would not see
         self.config = config
         self.start_step = 0
         self.sharded = config.sharding == "fsdp"

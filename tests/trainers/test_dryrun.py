@@ -37,6 +37,7 @@ def test_every_recipe_validates_and_prints_its_numbers(capsys, path):
     assert re.search(r"memory +(bf16-mixed \(float32 weights, bfloat16 compute\)|bfloat16|float32): "
                      r"weights [\d.,]+ [MG]iB \+ grads", out)
     assert "activations of" in out and f"train env  {config.env}:" in out
+    assert (f"noise      {config.noise:g} of tool calls disturbed" in out) == bool(config.noise)
     if config.algo == "sft":
         assert f"a batch of {config.sft_batch_size} trajectories" in out
     else:
@@ -98,6 +99,9 @@ def test_flag_overrides_are_validated_and_shown(capsys):
         ('[train]\nalgo = "matpo"\ngroup_size = 1\n', [], "group_size must be at least 2"),
         ('[train]\nworker_advantage = "quirk"\n', [], "worker_advantage: 'quirk' is not one of"),
         ('lunch = "x"\n[train]\n', [], "unknown top-level key 'lunch'"),
+        ('[train]\nalgo = "grpo"\nnoise = 0.2\nnoise_kinds = "flaky"\n', [], "noise: unknown noise kind 'flaky'"),
+        ('[train]\nalgo = "grpo"\nnoise = 1.5\n', [], "noise: rate must be a number in [0, 1], got 1.5"),
+        ('[train]\nalgo = "sft"\n', ["--noise", "0.2"], "SFT imitates scripted demonstrations"),
     ],
 )
 def test_a_broken_recipe_fails_with_one_clear_line(capsys, tmp_path, recipe, flags, message):

@@ -240,3 +240,10 @@ def test_training_under_tool_noise_disturbs_rollouts_and_held_out_play_alike(tin
     bad = RLTrainer(TrainConfig(algo="grpo", model=str(tmp_path / "no-such-model"), noise=0.2, noise_kinds="flaky"))
     with pytest.raises(ValueError, match="unknown noise kind 'flaky'"):
         bad.setup()
+
+
+def test_sft_refuses_tool_noise_it_would_not_use(tmp_path):
+    from matpo_gym.trainers.sft import SFTTrainer
+
+    with pytest.raises(ValueError, match="algo grpo or matpo"):
+        SFTTrainer(TrainConfig(algo="sft", out=tmp_path, noise=0.2))

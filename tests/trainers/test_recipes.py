@@ -25,10 +25,10 @@ def test_recipe_validates_and_names_its_command(path):
 
 
 def test_grpo_and_matpo_recipes_share_the_budget():
-    for prefix in ("tiny", "paper-{}-qwen3-4b", "paper-{}-qwen3-14b"):
+    for prefix in ("tiny", "tiny-{}-noise", "paper-{}-qwen3-4b", "paper-{}-qwen3-14b"):
         names = [f"{prefix}-{a}" if "{}" not in prefix else prefix.format(a) for a in ("grpo", "matpo")]
         grpo, matpo = (load_recipe(Path("trainers") / f"{n}.toml") for n in names)
-        for field in ("steps", "questions_per_step", "group_size", "lr", "max_new_tokens", "seed", "sharding"):
+        for field in ("steps", "questions_per_step", "group_size", "lr", "max_new_tokens", "seed", "sharding", "noise"):
             assert getattr(grpo, field) == getattr(matpo, field), (names, field)
         assert (grpo.mode, matpo.mode) == ("single", "matpo")
 
