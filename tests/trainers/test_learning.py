@@ -219,7 +219,6 @@ def test_sampled_held_out_evaluation_plays_the_training_policy(tiny_model_dir, t
     assert "eval_sampled_reward" not in trainer.evaluate()
 
 
-
 def test_training_under_tool_noise_disturbs_rollouts_and_held_out_play_alike(tiny_model_dir, tmp_path):
     """``noise`` reaches every env the trainer plays, training and held-out, and a kind that does
     not exist is refused before any model is loaded."""
