@@ -111,9 +111,7 @@ class RLTrainer:
         self.precision = resolve_precision(cfg.precision, self.device.type)
         self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device, self.precision,
                                                 sharded=self.sharded)
-        self.reference = None
-        if cfg.kl_coef > 0:
-            self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.reference = self._starting_weights(resume) if cfg.kl_coef > 0 else None
         if self.sharded:
             self.model = shard_model(self.model, self.device, self.precision)
             if self.reference is not None:
@@ -150,6 +148,17 @@ class RLTrainer:
             self.metrics.truncate_after(self.start_step)
         else:
             self.metrics.truncate_after(-1)  # a fresh start redoes whatever an interrupted attempt logged
+
+    def _starting_weights(self, resume: Path | None) -> Any:
+        """The KL anchor: the weights this run started from, also when it resumes from a later
+        checkpoint (anchoring to that checkpoint would let every interruption move the anchor)."""
+        cfg = self.config
+        if resume is None:
+            reference = copy.deepcopy(self.model)
+        else:
+            reference, _ = load_model(str(cfg.init_from or cfg.model), self.device, self.precision,
+                                      sharded=self.sharded)
+        return reference.eval().requires_grad_(False)
 
     def _make_env(self, spec, split: str):
         return lambda: MatpoEnv(spec, mode=self.config.mode, split=split, count_tokens=self.policy.count_tokens,
