@@ -91,6 +91,12 @@ class VLLMPolicy:
                 f"The tokenizer of {model!r} has no chat template; VLLMPolicy needs one."
             )
 
+    def reseed(self, seed: int) -> None:
+        """Restart sampling at ``seed``: a trainer reseeds at every step, so a run resumed from a
+        checkpoint samples what the uninterrupted run would have."""
+        self.seed = int(seed)
+        self.calls = 0
+
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under this policy's tokenizer (a TokenCounter for the env)."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

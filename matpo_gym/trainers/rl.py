@@ -166,6 +166,11 @@ class RLTrainer:
 
     # -- one step ------------------------------------------------------------------------------
 
+    def _sampling_seed(self, step: int) -> int:
+        """The seed of step ``step``'s rollouts on this process: a function of the step, not of how
+        many calls came before, so a resumed run draws the samples of an uninterrupted one."""
+        return (self.config.seed * 1_000_003 + self.parallel.rank) * 100_003 + step
+
     def _questions(self, step: int):
         rng = random.Random(f"{self.config.seed}/{step}")
         return rng.sample(self.train_tasks, min(self.config.questions_per_step, len(self.train_tasks)))
@@ -178,6 +183,7 @@ class RLTrainer:
             for task in self.parallel.shard(self._questions(step))
             for g in range(cfg.group_size)
         ]
+        self.policy.reseed(self._sampling_seed(step))
         self.model.eval()
         with full_parameters(self.model, enabled=getattr(self.policy, "model", None) is self.model):
             return list(rollout(self._make_env(self.train_spec, "train"), self.policy, requests,

@@ -86,28 +86,37 @@ def test_training_run_checkpoints_and_resumes(tiny_model_dir, tmp_path):
         assert key in rows[0]
 
 
-def test_a_resumed_run_keeps_its_kl_anchor_at_the_starting_weights(tiny_model_dir, tmp_path):
-    """The KL reference is the model the run started from, not the checkpoint it resumes from."""
+def test_a_resumed_rl_run_continues_exactly_where_it_stopped(tiny_model_dir, tmp_path):
+    """Interrupted after step 1 and resumed, a run logs the step 2 of an uninterrupted one: the same
+    sampled rollouts, the same loss, and a KL anchor still at the weights the run started from."""
     from matpo_gym.trainers import main
     from matpo_gym.trainers.state import load_model
 
-    config = TrainConfig(
-        algo="grpo", model=str(tiny_model_dir), env="world-tiny", out=tmp_path, steps=1, questions_per_step=2,
-        group_size=2, lr=1e-3, kl_coef=0.1, max_new_tokens=8, single_turns=2, eval_every=0, save_every=1,
-        device="cpu", quiet=True,
-    )
-    main(config)
-    config.steps = 2
-    resumed = RLTrainer(config)
+    def config(out, steps):
+        return TrainConfig(
+            algo="grpo", model=str(tiny_model_dir), env="world-tiny", out=out, steps=steps, questions_per_step=2,
+            group_size=2, lr=1e-3, kl_coef=0.1, max_new_tokens=8, single_turns=2, eval_every=0, save_every=1,
+            device="cpu", quiet=True,
+        )
+
+    main(config(tmp_path / "straight", 2))
+    main(config(tmp_path / "resumed", 1))
+    resumed = RLTrainer(config(tmp_path / "resumed", 2))
     resumed.setup()
     assert resumed.start_step == 1
     start, _ = load_model(str(tiny_model_dir), torch.device("cpu"))
-    starting = dict(start.named_parameters())
-    reference = dict(resumed.reference.named_parameters())
-    assert all(torch.equal(reference[name], value) for name, value in starting.items())
-    trained = dict(resumed.model.named_parameters())
-    assert not all(torch.equal(trained[name], value) for name, value in starting.items())
-    assert not any(p.requires_grad for p in reference.values())
+    reference, trained = dict(resumed.reference.named_parameters()), dict(resumed.model.named_parameters())
+    assert all(torch.equal(reference[name], value) for name, value in start.named_parameters())
+    assert not all(torch.equal(trained[name], value) for name, value in start.named_parameters())
+    resumed.train()
+
+    def rows(folder):
+        return [json.loads(line) for line in (tmp_path / folder / "metrics.jsonl").read_text().splitlines()]
+
+    straight, again = rows("straight"), rows("resumed")
+    assert [r["step"] for r in again] == [1, 2]
+    for key in ("reward", "generated_tokens", "loss", "ref_kl"):
+        assert again[1][key] == pytest.approx(straight[1][key], rel=1e-5), key
 
 
 def test_sft_imitates_scripted_demonstrations(tiny_model_dir, tmp_path):
