@@ -8,6 +8,9 @@ from typing import Protocol, runtime_checkable
 
 from matpo_gym.core.messages import Prompt
 
+DEFAULT_STOP = ("</tool_call>", "</answer>")
+"""Closing tags of the action grammar: a completion ends once it has written one."""
+
 
 @dataclass(frozen=True, slots=True)
 class Completion:

@@ -24,15 +24,15 @@ from typing import Any
 import torch
 import transformers
 from packaging.version import Version
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteriaList
 
 from matpo_gym.core.messages import Prompt
-from matpo_gym.policies.base import Completion
+from matpo_gym.policies.base import DEFAULT_STOP, Completion
 from matpo_gym.policies.kv_cache import reserved_cache_arguments
+from matpo_gym.policies.stopping import StopCriteria, eos_ids
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STOP = ("</tool_call>", "</answer>")
 _DTYPE_KWARG = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 _DTYPES = {
     "float32": torch.float32,
@@ -103,57 +103,6 @@ def chat_prompt_ids(tokenizer: Any, prompt: Prompt) -> list[int]:
         prompt.to_chat(), tokenize=False, add_generation_prompt=True
     )
     return list(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    eos = getattr(model.generation_config, "eos_token_id", None)
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    if eos is None:
-        return set()
-    return {int(eos)} if isinstance(eos, int) else {int(e) for e in eos}
-
-
-class _StopCriteria(StoppingCriteria):
-    """Ends each row at an end-of-turn id or when its generated text contains a stop string,
-    and records where, so the caller cuts each row exactly there."""
-
-    def __init__(
-        self, tokenizer: Any, prompt_len: int, batch: int, eos_ids: set[int], stop: Sequence[str]
-    ):
-        self.tokenizer = tokenizer
-        self.prompt_len = prompt_len
-        self.eos_ids = eos_ids
-        self.stop = tuple(s for s in stop if s)
-        # A token decodes to at least one byte, so this many tokens cover any stop string.
-        self.window = max((len(s.encode()) for s in self.stop), default=0) + 1
-        self.ends: list[int | None] = [None] * batch
-        """Generated length (stop token included) of each finished row."""
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        generated = input_ids[:, self.prompt_len :]  # (B, steps so far)
-        length = generated.shape[1]
-        last = generated[:, -1].tolist()
-        pending = [row for row, end in enumerate(self.ends) if end is None]
-        for row in pending:
-            if last[row] in self.eos_ids:
-                self.ends[row] = length
-        if self.stop:
-            rows = [row for row in pending if self.ends[row] is None]
-            tails = (
-                self.tokenizer.batch_decode(
-                    generated[rows, -self.window :].tolist(),
-                    skip_special_tokens=False,
-                    clean_up_tokenization_spaces=False,
-                )
-                if rows
-                else []
-            )
-            for row, tail in zip(rows, tails):
-                if any(s in tail for s in self.stop):
-                    self.ends[row] = length
-        done = [end is not None for end in self.ends]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 class HFPolicy:
@@ -264,7 +213,7 @@ class HFPolicy:
         self.stop = tuple(stop)
         self.autocast = autocast
         """Generate under this autocast dtype (a trainer's float32 master weights computing in bfloat16)."""
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else min(self.eos_ids, default=0)
         self.truncated_prompts = 0
@@ -348,7 +297,7 @@ class HFPolicy:
         for row, ids in enumerate(batch):  # left padding
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             attention_mask[row, width - len(ids) :] = 1
-        criteria = _StopCriteria(self.tokenizer, width, len(batch), self.eos_ids, self.stop)
+        criteria = StopCriteria(self.tokenizer, width, len(batch), self.eos_ids, self.stop)
         # Explicit values override a hub model's generation_config (top_k, repetition penalty,
         # ...), so sampling follows exactly temperature + top_p, which the log-probs describe.
         sampling: dict[str, Any] = {"repetition_penalty": 1.0, "min_new_tokens": 0}

@@ -12,9 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from matpo_gym.core.messages import Prompt
-from matpo_gym.policies.base import Completion
+from matpo_gym.policies.base import DEFAULT_STOP, Completion
 
-DEFAULT_STOP = ("</tool_call>", "</answer>")
 MISSING = "vLLM is not installed: pip install 'matpo-gym[vllm]' (needs a CUDA GPU)"
 
 
