@@ -33,6 +33,7 @@ from matpo_gym.trainers.config import Aggregation, TrainConfig, run_metadata
 from matpo_gym.trainers.distributed import DataParallel
 from matpo_gym.trainers.loss import LossStats, policy_loss
 from matpo_gym.trainers.precision import resolve_precision
+from matpo_gym.trainers.provenance import warn_if_imitated
 from matpo_gym.trainers.recipe import env_spec_for, held_out_tasks
 from matpo_gym.trainers.schedule import learning_rate, set_learning_rate
 from matpo_gym.trainers.sharding import (
@@ -138,6 +139,8 @@ class RLTrainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.train_spec = env_spec_for(cfg, cfg.env)
         self.eval_spec = env_spec_for(cfg, cfg.eval_env or cfg.env)
+        if self.parallel.is_main:
+            warn_if_imitated(cfg.init_from or cfg.model, self.train_spec)
         self.train_tasks = list(MatpoEnv(self.train_spec, mode=cfg.mode, split="train").tasks)
         self.eval_tasks = held_out_tasks(self.eval_spec, cfg.mode, cfg.eval_questions, cfg.seed)
         self.metrics = MetricsLog(cfg.out / "metrics.jsonl")

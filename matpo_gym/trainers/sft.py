@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,9 +37,10 @@ from matpo_gym.envs.spec import EnvSpec
 from matpo_gym.policies.hf import chat_prompt_ids, resolve_device
 from matpo_gym.policies.scripted import SearchReadPolicy
 from matpo_gym.rollout import EpisodeRequest, rollout
-from matpo_gym.trainers.config import TrainConfig
+from matpo_gym.trainers.config import TrainConfig, run_metadata
 from matpo_gym.trainers.distributed import DataParallel
 from matpo_gym.trainers.precision import resolve_precision
+from matpo_gym.trainers.provenance import demonstration_worlds, world_record
 from matpo_gym.trainers.recipe import env_spec_for
 from matpo_gym.trainers.schedule import learning_rate, set_learning_rate
 from matpo_gym.trainers.sharding import (
@@ -194,11 +195,9 @@ class SFTTrainer:
         A tiny model imitating one world memorises its few hundred names instead of learning to
         copy a name from its prompt; worlds with other names make copying the only way to fit.
         """
-        extra = self.config.sft_worlds - 1
-        if extra and self.spec.source.kind != "world":
+        if self.config.sft_worlds > 1 and self.spec.source.kind != "world":
             raise ValueError(f"sft_worlds > 1 needs an offline-world env; {self.spec.name!r} is not one.")
-        world = self.spec.world
-        return [self.spec] + [replace(self.spec, world=replace(world, seed=world.seed + 1 + i)) for i in range(extra)]
+        return demonstration_worlds(self.spec, self.config.sft_worlds)
 
     def demonstrations(self, spec: EnvSpec) -> list[Demonstration]:
         """Trajectories of correctly answered scripted episodes, tokenised with the model's template."""
@@ -279,7 +278,8 @@ class SFTTrainer:
 
     def save(self, step: int) -> None:
         save_checkpoint(self.checkpoints, self.parallel, step, self.model, self.tokenizer, self.optimizer,
-                        {"algo": "sft"})
+                        {"algo": "sft", "config": run_metadata(self.config),
+                         "imitated_worlds": world_record(self.demonstration_specs())})
 
     def cleanup(self) -> None:
         pass

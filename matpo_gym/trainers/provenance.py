@@ -1,0 +1,61 @@
+"""Which offline worlds a warm start imitated, so that RL does not train on its memorised questions.
+
+SFT imitates the scripted policy on every training question of its worlds, several epochs over.
+RL started from that model on the same questions meets answers it has learned by heart: its
+rollouts nearly all succeed, groups of equal rewards carry no advantage, and what little it
+learns comes from questions unlike the held-out ones. RL should train on a world the warm start
+never saw (``envs/world-tiny-rl.toml`` is world-tiny with such a world).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from matpo_gym.envs.spec import EnvSpec, WorldSpec
+
+TRAINER_STATE = "trainer_state.pt"
+
+
+class ImitatedQuestionsWarning(UserWarning):
+    """RL is about to train on questions its SFT warm start imitated."""
+
+
+def demonstration_worlds(spec: EnvSpec, count: int) -> list[EnvSpec]:
+    """The env, plus ``count - 1`` more offline worlds (world seeds after the env's own)."""
+    world = spec.world
+    return [spec] + [replace(spec, world=replace(world, seed=world.seed + 1 + i)) for i in range(count - 1)]
+
+
+def imitated_worlds(checkpoint: str | Path) -> list[WorldSpec]:
+    """The worlds whose training questions an SFT checkpoint imitated; empty for anything else
+    (an RL checkpoint, a hub model, or an SFT checkpoint that predates this record)."""
+    state_file = Path(checkpoint) / TRAINER_STATE
+    if not state_file.is_file():
+        return []
+    extra: dict[str, Any] = torch.load(state_file, weights_only=False, mmap=True).get("extra") or {}
+    return [WorldSpec(**world) for world in extra.get("imitated_worlds", [])]
+
+
+def world_record(specs: list[EnvSpec]) -> list[dict[str, Any]]:
+    """What an SFT checkpoint stores of its demonstration worlds."""
+    return [asdict(spec.world) for spec in specs if spec.source.kind == "world"]
+
+
+def warn_if_imitated(checkpoint: str | Path | None, spec: EnvSpec) -> bool:
+    """Warn when RL is about to train on questions its warm start imitated; True if it warned."""
+    if checkpoint is None or spec.source.kind != "world" or spec.world not in imitated_worlds(checkpoint):
+        return False
+    warnings.warn(
+        f"The warm start {checkpoint} imitated scripted answers to the training questions of "
+        f"{spec.name!r} (world seed {spec.world.seed}). RL on them would train on memorised "
+        "answers, where rewards saturate and say little about held-out questions. Train on a world "
+        "the SFT run did not use: another [world] seed, as envs/world-tiny-rl.toml is for world-tiny.",
+        ImitatedQuestionsWarning,
+        stacklevel=2,
+    )
+    return True
