@@ -1,10 +1,9 @@
 """Which offline worlds a warm start imitated, so that RL does not train on its memorised questions.
 
 SFT imitates the scripted policy on every training question of its worlds, several epochs over.
-RL started from that model on the same questions meets answers it has learned by heart: its
-rollouts nearly all succeed, groups of equal rewards carry no advantage, and what little it
-learns comes from questions unlike the held-out ones. RL should train on a world the warm start
-never saw (``envs/world-tiny-rl.toml`` is world-tiny with such a world).
+RL started from that model on the same questions trains on answers it has learned by heart, which
+held-out questions are not: its rewards start higher and move less. RL should train on a world
+the warm start never saw (``envs/world-tiny-rl.toml`` is world-tiny with such a world).
 """
 
 from __future__ import annotations
@@ -52,8 +51,8 @@ def warn_if_imitated(checkpoint: str | Path | None, spec: EnvSpec) -> bool:
         return False
     warnings.warn(
         f"The warm start {checkpoint} imitated scripted answers to the training questions of "
-        f"{spec.name!r} (world seed {spec.world.seed}). RL on them would train on memorised "
-        "answers, where rewards saturate and say little about held-out questions. Train on a world "
+        f"{spec.name!r} (world seed {spec.world.seed}): RL on them trains on memorised answers, "
+        "unlike held-out questions, and its rewards start high and move little. Train on a world "
         "the SFT run did not use: another [world] seed, as envs/world-tiny-rl.toml is for world-tiny.",
         ImitatedQuestionsWarning,
         stacklevel=2,
