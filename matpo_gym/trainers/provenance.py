@@ -40,6 +40,11 @@ def imitated_worlds(checkpoint: str | Path) -> list[WorldSpec]:
     return [WorldSpec(**world) for world in extra.get("imitated_worlds", [])]
 
 
+def same_questions(a: WorldSpec, b: WorldSpec) -> bool:
+    """Whether two worlds pose the same questions: page length (filler prose) changes none of them."""
+    return replace(a, filler_paragraphs=0) == replace(b, filler_paragraphs=0)
+
+
 def world_record(specs: list[EnvSpec]) -> list[dict[str, Any]]:
     """What an SFT checkpoint stores of its demonstration worlds."""
     return [asdict(spec.world) for spec in specs if spec.source.kind == "world"]
@@ -47,7 +52,9 @@ def world_record(specs: list[EnvSpec]) -> list[dict[str, Any]]:
 
 def warn_if_imitated(checkpoint: str | Path | None, spec: EnvSpec) -> bool:
     """Warn when RL is about to train on questions its warm start imitated; True if it warned."""
-    if checkpoint is None or spec.source.kind != "world" or spec.world not in imitated_worlds(checkpoint):
+    if checkpoint is None or spec.source.kind != "world":
+        return False
+    if not any(same_questions(spec.world, world) for world in imitated_worlds(checkpoint)):
         return False
     warnings.warn(
         f"The warm start {checkpoint} imitated scripted answers to the training questions of "

@@ -1,6 +1,7 @@
 """RL trains on questions its SFT warm start never imitated, and warns when told otherwise."""
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from matpo_gym.trainers.provenance import (
     ImitatedQuestionsWarning,
     demonstration_worlds,
     imitated_worlds,
+    same_questions,
     warn_if_imitated,
 )
 from matpo_gym.trainers.recipe import env_spec_for
@@ -23,7 +25,7 @@ def test_tiny_rl_recipes_train_and_evaluate_on_a_world_the_sft_recipe_never_saw(
     assert rl.init_from is not None and rl.init_from.startswith(str(sft.out))
     imitated = [spec.world for spec in demonstration_worlds(env_spec_for(sft, sft.env), sft.sft_worlds)]
     for env in (rl.env, rl.eval_env or rl.env):
-        assert env_spec_for(rl, env).world not in imitated, (name, env)
+        assert not any(same_questions(env_spec_for(rl, env).world, world) for world in imitated), (name, env)
 
 
 def test_an_sft_checkpoint_records_its_worlds_and_rl_on_them_warns(tiny_model_dir, tmp_path):
@@ -44,6 +46,9 @@ def test_an_sft_checkpoint_records_its_worlds_and_rl_on_them_warns(tiny_model_di
         assert not warn_if_imitated(checkpoint, fresh)
     with pytest.warns(ImitatedQuestionsWarning, match="world seed 0"):
         assert warn_if_imitated(checkpoint, seen)
+    longer_pages = replace(seen, world=replace(seen.world, filler_paragraphs=3))  # same questions, longer pages
+    with pytest.warns(ImitatedQuestionsWarning):
+        assert warn_if_imitated(checkpoint, longer_pages)
 
     rl = RLTrainer(TrainConfig(algo="grpo", init_from=str(checkpoint), env="world-tiny", out=tmp_path / "rl",
                                steps=1, device="cpu", quiet=True))
