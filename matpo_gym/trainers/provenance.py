@@ -13,11 +13,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from matpo_gym.envs.spec import EnvSpec, WorldSpec
-
-TRAINER_STATE = "trainer_state.pt"
+from matpo_gym.trainers.state import Checkpoints
 
 
 class ImitatedQuestionsWarning(UserWarning):
@@ -33,10 +30,8 @@ def demonstration_worlds(spec: EnvSpec, count: int) -> list[EnvSpec]:
 def imitated_worlds(checkpoint: str | Path) -> list[WorldSpec]:
     """The worlds whose training questions an SFT checkpoint imitated; empty for anything else
     (an RL checkpoint, a hub model, or an SFT checkpoint that predates this record)."""
-    state_file = Path(checkpoint) / TRAINER_STATE
-    if not state_file.is_file():
-        return []
-    extra: dict[str, Any] = torch.load(state_file, weights_only=False, mmap=True).get("extra") or {}
+    state = Checkpoints.state(Path(checkpoint)) or {}
+    extra: dict[str, Any] = state.get("extra") or {}
     return [WorldSpec(**world) for world in extra.get("imitated_worlds", [])]
 
 

@@ -17,6 +17,7 @@ import torch
 from matpo_gym.trainers.precision import PrecisionPlan, resolve_precision
 
 LATEST = "latest"
+TRAINER_STATE = "trainer_state.pt"
 
 
 def seed_everything(seed: int) -> None:
@@ -59,7 +60,7 @@ class Checkpoints:
                 "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
                 "extra": extra,
             },
-            tmp / "trainer_state.pt",
+            tmp / TRAINER_STATE,
         )
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -76,10 +77,19 @@ class Checkpoints:
         return path if path.is_dir() else None
 
     @staticmethod
+    def state(path: Path) -> dict[str, Any] | None:
+        """The trainer state saved in ``path`` (memory-mapped), or None for a folder without one
+        (a hub model, a plain Hugging Face folder)."""
+        file = Path(path) / TRAINER_STATE
+        return torch.load(file, weights_only=False, mmap=True) if file.is_file() else None
+
+    @staticmethod
     def restore(path: Path, load_optimizer: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         """The trainer state of ``path``; its optimizer state goes to ``load_optimizer``. Memory-mapped:
         processes that do not read the optimizer tensors (FSDP's other ranks) never load them."""
-        state = torch.load(path / "trainer_state.pt", weights_only=False, mmap=True)
+        state = Checkpoints.state(path)
+        if state is None:
+            raise FileNotFoundError(f"{path} holds no {TRAINER_STATE}: it is not a training checkpoint.")
         if load_optimizer is not None and state["optimizer"] is not None:
             load_optimizer(state["optimizer"])
         random.setstate(state["rng"]["python"])
