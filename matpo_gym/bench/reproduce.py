@@ -72,7 +72,7 @@ def train_sft(config: ReproduceConfig, model: Path, envs: EnvFiles) -> Path:
     from matpo_gym.trainers.config import TrainConfig
 
     return _train(TrainConfig(
-        algo="sft", model=str(model), env=str(envs.train), out=config.out / "sft", steps=config.sft_steps,
+        algo="sft", model=str(model), env=str(envs.sft), out=config.out / "sft", steps=config.sft_steps,
         lr=config.sft_lr, lr_schedule="cosine", warmup_steps=min(100, config.sft_steps // 10),
         weight_decay=0.0, sft_demos=config.sft_demos,
         sft_batch_size=config.sft_batch_size, sft_mode="both",

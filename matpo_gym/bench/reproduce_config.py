@@ -39,6 +39,11 @@ class ReproduceConfig:
     """World families of the held-out evaluation (FRAMES-, WebWalkerQA-, GAIA-like)."""
     difficulty: str | None = None
     """Keep only questions of this difficulty (``easy``...); empty string keeps all."""
+    rl_world_seed: int | None = None
+    """World seed of RL training and of every held-out evaluation. SFT imitates the training
+    questions of the base env's world and the ``sft_worlds - 1`` after it; RL on those would train
+    on answers learned by heart, so it trains (and everything is evaluated) on a world none of the
+    demonstrations come from."""
     seeds: tuple[int, ...] | None = None
     noise_rates: tuple[float, ...] | None = None
     context_sweep: tuple[int, ...] | None = None
@@ -123,7 +128,7 @@ class ReproduceConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
-        train_family="frames", eval_families=("frames", "webwalker", "gaia"), difficulty="easy",
+        train_family="frames", eval_families=("frames", "webwalker", "gaia"), difficulty="easy", rl_world_seed=100,
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(384, 512, 768, 1024),
         eval_questions=24, eval_samples=8, filler_paragraphs=0, browse_max_chars=450, search_top_k=2,
         context_tokens=1024, summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
@@ -132,7 +137,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=12, curve_questions=16, curve_samples=4,
     ),
     "gpu": dict(
-        train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="",
+        train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="", rl_world_seed=100,
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(768, 1024, 1536, 2048),
         eval_questions=100, eval_samples=4, filler_paragraphs=2, browse_max_chars=1600, search_top_k=3,
         context_tokens=1536,
@@ -142,7 +147,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=10, curve_questions=64, curve_samples=4,
     ),
     "smoke": dict(
-        train_family="musique", eval_families=("frames", "gaia"), difficulty="easy",
+        train_family="musique", eval_families=("frames", "gaia"), difficulty="easy", rl_world_seed=1000,
         seeds=(0, 1), noise_rates=(0.0, 0.4), context_sweep=(256, 1024),
         eval_questions=2, eval_samples=2, filler_paragraphs=0, browse_max_chars=600, search_top_k=3,
         context_tokens=1024,
@@ -158,8 +163,9 @@ RUN_ONLY = ("out", "report", "report_only", "device", "quiet")
 """Settings that say where and how this invocation runs, not what the reproduction is."""
 
 BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0, "curve_samples": 0,
-                      "eval_samples": 0, "rl_kl_coef": 0.0, "search_top_k": 3}
-"""What a run whose manifest predates a setting used in its place (not today's preset value)."""
+                      "eval_samples": 0, "rl_kl_coef": 0.0, "search_top_k": 3, "rl_world_seed": 0}
+"""What a run whose manifest predates a setting used in its place (not today's preset value): before
+``rl_world_seed``, RL trained and everything was evaluated on the base env's world (world-tiny's, seed 0)."""
 
 
 def save_manifest(config: ReproduceConfig) -> None:

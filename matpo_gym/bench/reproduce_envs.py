@@ -1,5 +1,8 @@
 """The env files of a reproduction: the base env with the run's family, split, world and pressure
-knobs, written as ordinary TOML env files so any stage can be rerun by hand."""
+knobs, written as ordinary TOML env files so any stage can be rerun by hand.
+
+SFT imitates questions of the base env's world; RL trains, and every model is evaluated, on
+``rl_world_seed``'s world, which no demonstration comes from."""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from typing import Any
 import tomli_w
 
 from matpo_gym.bench.reproduce_config import ReproduceConfig
-from matpo_gym.config import to_dict
+from matpo_gym.config import ConfigError, to_dict
+from matpo_gym.envs.sources import load_source
 from matpo_gym.envs.spec import EnvSpec, load_env_spec
+from matpo_gym.trainers.provenance import demonstration_worlds, same_questions
 
 
 def _without_none(table: dict[str, Any]) -> dict[str, Any]:
@@ -35,24 +40,32 @@ def env_toml(spec: EnvSpec) -> str:
 class EnvFiles:
     """The generated env files of one reproduction."""
 
+    sft: Path
+    """The SFT demonstrations' env (its world and the ``sft_worlds - 1`` after it)."""
     train: Path
+    """RL's training env, on a world SFT never imitated."""
     eval: dict[str, Path]
     """Family -> env file at the configured context budget."""
     sweep: dict[int, Path]
     """Context budget -> env file of the first eval family."""
 
 
-def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: int) -> EnvSpec:
-    """The base env with this reproduction's family, world and pressure knobs."""
+def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: int,
+              world_seed: int | None = None) -> EnvSpec:
+    """The base env with this reproduction's family, world and pressure knobs; ``world_seed``
+    defaults to the RL world (the SFT env passes the base env's own)."""
     base = load_env_spec(config.base_env)
+    seed = config.rl_world_seed if world_seed is None else world_seed
     difficulty = config.difficulty or None
-    name = f"repro-{family}-{split}-ctx{context_tokens}"
+    name = f"repro-{family}-{split}-world{seed}-ctx{context_tokens}"
     return replace(
         base,
         name=name,
-        description=f"matpo-bench reproduce: {family}-like questions ({split} split), context {context_tokens}.",
+        description=f"matpo-bench reproduce: {family}-like questions ({split} split) of world {seed}, "
+                    f"context {context_tokens}.",
         source=replace(base.source, kind="world", family=family, difficulty=difficulty, split=split),
-        world=replace(base.world, num_entities=config.num_entities, filler_paragraphs=config.filler_paragraphs),
+        world=replace(base.world, seed=seed, num_entities=config.num_entities,
+                      filler_paragraphs=config.filler_paragraphs),
         tools=replace(base.tools, browse_max_chars=config.browse_max_chars, search_top_k=config.search_top_k),
         limits=replace(base.limits, planner_turns=config.turns, worker_turns=config.turns,
                        single_turns=config.turns, context_tokens=context_tokens,
@@ -61,7 +74,39 @@ def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: 
     )
 
 
+def sft_spec(config: ReproduceConfig) -> EnvSpec:
+    """The env SFT's demonstrations start from: the training family on the base env's world."""
+    base_seed = load_env_spec(config.base_env).world.seed
+    return make_spec(config, config.train_family, "train", config.context_tokens, world_seed=base_seed)
+
+
+def check_rl_world(config: ReproduceConfig) -> None:
+    """Refuse an RL world whose questions the SFT warm start imitates."""
+    rl_world = make_spec(config, config.train_family, "train", config.context_tokens).world
+    imitated = [spec.world for spec in demonstration_worlds(sft_spec(config), config.sft_worlds)]
+    if any(same_questions(rl_world, world) for world in imitated):
+        raise ConfigError(
+            f"reproduce: rl_world_seed {config.rl_world_seed} is one of the worlds SFT imitates (seeds "
+            f"{imitated[0].seed}-{imitated[-1].seed}); RL would train on answers learned by heart. "
+            "Pick a seed outside them."
+        )
+
+
+def check_eval_questions(config: ReproduceConfig) -> None:
+    """Refuse a world too small for the evaluation: a cell would never hold its planned questions."""
+    for family in config.eval_families:
+        found = len(load_source(make_spec(config, family, "test", config.context_tokens)).tasks)
+        if found < config.eval_questions:
+            raise ConfigError(
+                f"reproduce: world {config.rl_world_seed} has {found} held-out {family}-like questions, fewer than "
+                f"eval_questions = {config.eval_questions}; lower eval_questions, or raise num_entities or "
+                "pick another rl_world_seed."
+            )
+
+
 def write_envs(config: ReproduceConfig) -> EnvFiles:
+    check_rl_world(config)
+    check_eval_questions(config)
     folder = config.out / "envs"
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -71,11 +116,12 @@ def write_envs(config: ReproduceConfig) -> EnvFiles:
         load_env_spec(str(path))  # the file must read back as the same env
         return path
 
+    sft = write(sft_spec(config))
     train = write(make_spec(config, config.train_family, "train", config.context_tokens))
     evals = {f: write(make_spec(config, f, "test", config.context_tokens)) for f in config.eval_families}
     first = config.eval_families[0]
     sweep = {c: write(make_spec(config, first, "test", c)) for c in config.context_sweep}
-    return EnvFiles(train, evals, sweep)
+    return EnvFiles(sft, train, evals, sweep)
 
 
-__all__ = ["EnvFiles", "env_toml", "make_spec", "write_envs"]
+__all__ = ["EnvFiles", "check_eval_questions", "check_rl_world", "env_toml", "make_spec", "sft_spec", "write_envs"]

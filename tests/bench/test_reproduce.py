@@ -18,6 +18,7 @@ from matpo_gym.bench.reproduce_report import ROWS  # noqa: E402
 from matpo_gym.config import ConfigError  # noqa: E402
 from matpo_gym.envs.gym_env import MatpoEnv  # noqa: E402
 from matpo_gym.envs.spec import load_env_spec  # noqa: E402
+from matpo_gym.trainers.provenance import imitated_worlds, same_questions  # noqa: E402
 
 
 def records(path: Path) -> list[dict]:
@@ -143,11 +144,26 @@ def test_both_methods_get_the_same_budget(repro):
 
 def test_evaluation_questions_are_never_trained_on(repro):
     config, _ = repro
-    name = f"repro-{config.train_family}-train-ctx{config.context_tokens}.toml"
-    train = load_env_spec(str(config.out / "envs" / name))
-    trained = {t.question for t in MatpoEnv(train, mode="single", split="train").tasks}
+    envs = write_envs(config)
+    trained = {t.question for path in (envs.sft, envs.train)
+               for t in MatpoEnv(load_env_spec(str(path)), mode="single", split="train").tasks}
     evaluated = {r["question"] for path in (config.out / "eval").rglob("*.jsonl") for r in records(path)}
     assert evaluated and not evaluated & trained
+
+
+def test_rl_trains_on_questions_the_warm_start_never_imitated(repro):
+    """The SFT checkpoint's own record of its worlds, not the config, is what RL is checked against."""
+    config, _ = repro
+    envs = write_envs(config)
+    sft = config.out / "sft" / "checkpoints" / f"step-{config.sft_steps}"
+    imitated = imitated_worlds(sft)
+    assert [w.seed for w in imitated] == [load_env_spec(str(envs.sft)).world.seed + i for i in range(config.sft_worlds)]
+    rl_train = load_env_spec(str(rl_config(config, "matpo", 0, sft, envs).env))
+    assert rl_train.world.seed == config.rl_world_seed
+    assert not any(same_questions(rl_train.world, world) for world in imitated)
+    sft_questions = {t.question for t in MatpoEnv(load_env_spec(str(envs.sft)), mode="single", split="train").tasks}
+    rl_questions = {t.question for t in MatpoEnv(rl_train, mode="single", split="train").tasks}
+    assert rl_questions and not rl_questions & sft_questions
 
 
 def test_rerun_resumes_and_a_changed_config_is_refused(repro):

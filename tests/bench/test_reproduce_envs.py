@@ -7,9 +7,13 @@ import dataclasses
 import os
 from pathlib import Path
 
+import pytest
+
 from matpo_gym.bench.reproduce_config import ReproduceConfig
-from matpo_gym.bench.reproduce_envs import make_spec, write_envs
+from matpo_gym.bench.reproduce_envs import make_spec, sft_spec, write_envs
+from matpo_gym.config import ConfigError
 from matpo_gym.envs.spec import load_env_spec
+from matpo_gym.trainers.provenance import demonstration_worlds, same_questions
 
 
 def comparable(spec) -> dict:
@@ -25,6 +29,7 @@ def test_each_written_env_reads_back_as_the_env_it_was_written_from(tmp_path, mo
     config = ReproduceConfig(preset="cpu", out=tmp_path / "out", report=tmp_path / "report").resolved()
     files = write_envs(config)
     monkeypatch.chdir(tmp_path)  # prompt paths are absolute: the files work from any folder
+    assert comparable(load_env_spec(str(files.sft))) == comparable(sft_spec(config))
     written = [(files.train, config.train_family, "train", config.context_tokens)]
     written += [(files.eval[f], f, "test", config.context_tokens) for f in config.eval_families]
     written += [(files.sweep[c], config.eval_families[0], "test", c) for c in config.context_sweep]
@@ -32,3 +37,31 @@ def test_each_written_env_reads_back_as_the_env_it_was_written_from(tmp_path, mo
         expected = make_spec(config, family, split, context)
         assert comparable(load_env_spec(str(path))) == comparable(expected), path
     assert os.path.isabs(load_env_spec(str(files.train)).prompts.planner)
+    assert files.sft != files.train  # same family and split, another world: the names must not collide
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu", "smoke"])
+def test_rl_trains_and_every_model_is_evaluated_on_a_world_sft_never_imitated(tmp_path, preset):
+    config = ReproduceConfig(preset=preset, out=tmp_path / "out", report=tmp_path / "report").resolved()
+    files = write_envs(config)
+    imitated = [spec.world for spec in demonstration_worlds(load_env_spec(str(files.sft)), config.sft_worlds)]
+    assert load_env_spec(str(files.sft)).world.seed == load_env_spec(config.base_env).world.seed
+    for path in [files.train, *files.eval.values(), *files.sweep.values()]:
+        world = load_env_spec(str(path)).world
+        assert world.seed == config.rl_world_seed, path
+        assert not any(same_questions(world, seen) for seen in imitated), path
+
+
+def test_an_rl_world_among_the_imitated_ones_is_refused(tmp_path):
+    config = ReproduceConfig(preset="cpu", out=tmp_path / "out", report=tmp_path / "report",
+                             rl_world_seed=3).resolved()
+    with pytest.raises(ConfigError, match=r"rl_world_seed 3 is one of the worlds SFT imitates \(seeds 0-7\)"):
+        write_envs(config)
+    assert not (tmp_path / "out" / "envs").exists()
+
+
+def test_a_world_with_fewer_held_out_questions_than_planned_is_refused(tmp_path):
+    config = ReproduceConfig(preset="smoke", out=tmp_path / "out", report=tmp_path / "report",
+                             eval_questions=10).resolved()
+    with pytest.raises(ConfigError, match=r"held-out frames-like questions, fewer than eval_questions = 10"):
+        write_envs(config)
