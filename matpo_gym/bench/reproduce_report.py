@@ -20,6 +20,7 @@ from matpo_gym.bench.reproduce_figures import ROWS, collect
 from matpo_gym.bench.reproduce_plots import plots
 from matpo_gym.bench.reproduce_tables import number_text, tables
 from matpo_gym.bench.results import write_bytes_atomic
+from matpo_gym.envs.spec import load_env_spec
 
 
 def _json_ready(value: Any) -> Any:
@@ -30,6 +31,17 @@ def _json_ready(value: Any) -> Any:
     if isinstance(value, list):
         return [_json_ready(v) for v in value]
     return value
+
+
+def _worlds(config: ReproduceConfig) -> str:
+    """Which questions each stage trained on: RL's are imitated ones when its world is SFT's."""
+    first = load_env_spec(config.base_env).world.seed
+    imitated = range(first, first + config.sft_worlds)
+    rl = (f"RL trains on the train split of world {config.rl_world_seed}, which no demonstration comes from"
+          if config.rl_world_seed not in imitated else
+          f"RL trains on the train split of world {config.rl_world_seed}, **questions the warm start imitated**")
+    worlds = f"world {first}" if len(imitated) == 1 else f"worlds {first}-{imitated[-1]}"
+    return f"SFT imitates the `{config.train_family}` family's train split of {worlds}; " + rl
 
 
 def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
@@ -48,8 +60,9 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
         f"lr {c['rl_lr']:g}"
         + (f" and a KL penalty of {c['rl_kl_coef']:g} to the warm start, " if c.get("rl_kl_coef") else ", ")
         + f"{c['max_new_tokens']} tokens per turn, {c['turns']} turns per role, seeds {c['seeds']}. "
-        f"Trained on the `{c['train_family']}` family's train split; evaluated greedily on "
-        f"{c['eval_questions']} held-out test questions per family and seed"
+        + _worlds(config)
+        + f"; evaluated greedily on {c['eval_questions']} held-out test questions of world "
+        f"{config.rl_world_seed} per family and seed"
         + (f", and sampling (temperature 1) {c['eval_samples']} times per {config.eval_families[0]}-like question."
            if c.get("eval_samples") else "."),
         "",

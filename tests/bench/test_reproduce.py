@@ -44,6 +44,8 @@ def test_report_is_complete(repro):
     for family in config.eval_families:
         assert f"{family}-like" in text
     assert "n=" in text and "[" in text  # every accuracy carries n and an interval
+    assert (f"SFT imitates the `{config.train_family}` family's train split of world 0; RL trains on the train "
+            f"split of world {config.rl_world_seed}, which no demonstration comes from") in text
     page = (config.report / "index.html").read_text()
     assert "<table>" in page and "default-src 'none'" in page
     pytest.importorskip("matplotlib")
@@ -195,13 +197,15 @@ def test_a_report_of_an_older_run_states_what_it_ran_with(repro, tmp_path):
     old = tmp_path / "out"
     shutil.copytree(config.out, old)
     manifest = json.loads((old / "reproduce.json").read_text())
-    for name in ("sft_batch_size", "sft_context_weight"):
+    for name in ("sft_batch_size", "sft_context_weight", "rl_world_seed"):
         del manifest[name]
     (old / "reproduce.json").write_text(json.dumps(manifest))
     reproduce(ReproduceConfig(out=old, report=tmp_path / "report", report_only=True))
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     text = (tmp_path / "report" / "reproduce.md").read_text()
-    assert "`matpo-bench reproduce --preset smoke --sft-context-weight 0`" in text
+    assert "`matpo-bench reproduce --preset smoke --rl-world-seed 0 --sft-context-weight 0`" in text
+    # before rl_world_seed, RL trained on the warm start's own world: the report says so
+    assert "RL trains on the train split of world 0, **questions the warm start imitated**" in text
     assert saved["config"].get("sft_context_weight") is None  # the record itself is left as it was
 
 
