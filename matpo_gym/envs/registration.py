@@ -5,7 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 
 from matpo_gym.catalogue import resolve, search_dirs
-from matpo_gym.config import ConfigError, load_toml
+from matpo_gym.config import ConfigError
+from matpo_gym.envs.spec import read_env_table
 
 ENTRY_POINT = "matpo_gym.envs.gym_env:MatpoEnv"
 
@@ -24,7 +25,7 @@ def register_envs() -> list[str]:
                 continue
             seen.add(path.stem)
             try:
-                version = int(load_toml(path).get("version", 0))
+                version = int(read_env_table(path).get("version", 0))
             except (ConfigError, ValueError):
                 continue  # a broken file is reported when the env is made, with its path
             env_id = gym_id(path.stem, version)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from matpo_gym.catalogue import resolve
+from matpo_gym.catalogue import CatalogueError, resolve
 from matpo_gym.config import ConfigError, from_dict, load_toml
 from matpo_gym.tools.leakage import DEFAULT_BLOCKED_DOMAINS, parse_rules
 
@@ -214,10 +214,52 @@ class EnvSpec:
         return replace(self, **changes)
 
 
+PROMPT_FILES = ("planner", "worker", "single", "worker_task")
+"""The fields of :class:`PromptsSpec` that name a file."""
+
+
+def read_env_table(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """An env file's table with the env it ``extends`` merged in underneath, table by table, so a
+    variant (another world seed, other limits) names only what it changes. ``extends`` is a
+    catalogue name or a ``.toml`` path relative to the file; the variant is its own env, so it
+    never takes the parent's name. Prompt paths stay relative to the file that names them."""
+    path = path.resolve()
+    if path in _chain:
+        raise ConfigError("Env files extend each other in a cycle: " + " -> ".join(p.name for p in (*_chain, path)))
+    data = load_toml(path)
+    parent_name = data.pop("extends", None)
+    if parent_name is None:
+        return data
+    if not isinstance(parent_name, str) or not parent_name:
+        raise ConfigError(f"{path}: 'extends' must be an env name or a .toml path, got {parent_name!r}.")
+    beside = path.parent / parent_name
+    try:
+        parent_path = beside if beside.suffix == ".toml" and beside.is_file() else resolve("envs", parent_name)
+    except CatalogueError as exc:
+        raise ConfigError(f"{path}: extends {parent_name!r}: {exc}") from None
+    parent = read_env_table(parent_path, (*_chain, path))
+    parent.pop("name", None)
+    if parent_path.resolve().parent != path.parent:
+        prompts = parent.setdefault("prompts", {})
+        for key in PROMPT_FILES:
+            named = prompts.get(key, getattr(PromptsSpec(), key))
+            prompts[key] = str((parent_path.resolve().parent / named).resolve())
+    return _merge(parent, data)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s keys on top, tables merged key by key."""
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = (_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict)
+                       else value)
+    return merged
+
+
 def load_env_spec(name_or_path: str) -> EnvSpec:
     """Resolve ``name_or_path`` in the catalogue and validate it."""
     path = resolve("envs", name_or_path)
-    data = load_toml(path)
+    data = read_env_table(path)
     data.setdefault("name", path.stem)
     try:
         spec = from_dict(EnvSpec, {**data, "root": str(path.parent)})
