@@ -15,7 +15,7 @@ import tomli_w
 from matpo_gym.bench.reproduce_config import ReproduceConfig
 from matpo_gym.config import ConfigError, to_dict
 from matpo_gym.envs.sources import load_source
-from matpo_gym.envs.spec import EnvSpec, load_env_spec
+from matpo_gym.envs.spec import EnvSpec, WorldSpec, load_env_spec
 from matpo_gym.trainers.provenance import demonstration_worlds, same_questions
 
 
@@ -80,11 +80,20 @@ def sft_spec(config: ReproduceConfig) -> EnvSpec:
     return make_spec(config, config.train_family, "train", config.context_tokens, world_seed=base_seed)
 
 
+def sft_demonstration_worlds(config: ReproduceConfig) -> list[WorldSpec]:
+    """The worlds whose training questions the SFT warm start imitates."""
+    return [spec.world for spec in demonstration_worlds(sft_spec(config), config.sft_worlds)]
+
+
+def rl_trains_on_imitated_questions(config: ReproduceConfig) -> bool:
+    rl_world = make_spec(config, config.train_family, "train", config.context_tokens).world
+    return any(same_questions(rl_world, world) for world in sft_demonstration_worlds(config))
+
+
 def check_rl_world(config: ReproduceConfig) -> None:
     """Refuse an RL world whose questions the SFT warm start imitates."""
-    rl_world = make_spec(config, config.train_family, "train", config.context_tokens).world
-    imitated = [spec.world for spec in demonstration_worlds(sft_spec(config), config.sft_worlds)]
-    if any(same_questions(rl_world, world) for world in imitated):
+    if rl_trains_on_imitated_questions(config):
+        imitated = sft_demonstration_worlds(config)
         raise ConfigError(
             f"reproduce: rl_world_seed {config.rl_world_seed} is one of the worlds SFT imitates (seeds "
             f"{imitated[0].seed}-{imitated[-1].seed}); RL would train on answers learned by heart. "
@@ -124,4 +133,5 @@ def write_envs(config: ReproduceConfig) -> EnvFiles:
     return EnvFiles(sft, train, evals, sweep)
 
 
-__all__ = ["EnvFiles", "check_eval_questions", "check_rl_world", "env_toml", "make_spec", "sft_spec", "write_envs"]
+__all__ = ["EnvFiles", "check_eval_questions", "check_rl_world", "env_toml", "make_spec",
+           "rl_trains_on_imitated_questions", "sft_demonstration_worlds", "sft_spec", "write_envs"]

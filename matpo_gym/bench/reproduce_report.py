@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from matpo_gym.bench.reproduce_config import ReproduceConfig, rerun_command
+from matpo_gym.bench.reproduce_envs import rl_trains_on_imitated_questions, sft_demonstration_worlds
 from matpo_gym.bench.reproduce_figures import ROWS, collect
 from matpo_gym.bench.reproduce_plots import plots
 from matpo_gym.bench.reproduce_tables import number_text, tables
 from matpo_gym.bench.results import write_bytes_atomic
-from matpo_gym.envs.spec import load_env_spec
 
 
 def _json_ready(value: Any) -> Any:
@@ -34,14 +34,13 @@ def _json_ready(value: Any) -> Any:
 
 
 def _worlds(config: ReproduceConfig) -> str:
-    """Which questions each stage trained on: RL's are imitated ones when its world is SFT's."""
-    first = load_env_spec(config.base_env).world.seed
-    imitated = range(first, first + config.sft_worlds)
-    rl = (f"RL trains on the train split of world {config.rl_world_seed}, which no demonstration comes from"
-          if config.rl_world_seed not in imitated else
-          f"RL trains on the train split of world {config.rl_world_seed}, **questions the warm start imitated**")
-    worlds = f"world {first}" if len(imitated) == 1 else f"worlds {first}-{imitated[-1]}"
-    return f"SFT imitates the `{config.train_family}` family's train split of {worlds}; " + rl
+    """Which questions each stage trained on: RL's are imitated ones when its world is one of SFT's."""
+    seeds = [world.seed for world in sft_demonstration_worlds(config)]
+    worlds = f"world {seeds[0]}" if len(seeds) == 1 else f"worlds {seeds[0]}-{seeds[-1]}"
+    rl = (", **questions the warm start imitated**" if rl_trains_on_imitated_questions(config)
+          else ", which no demonstration comes from")
+    return (f"SFT imitates the `{config.train_family}` family's train split of {worlds}; RL trains on the train "
+            f"split of world {config.rl_world_seed}" + rl)
 
 
 def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
