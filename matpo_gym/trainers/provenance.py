@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from matpo_gym.envs.spec import EnvSpec, WorldSpec
-from matpo_gym.trainers.state import Checkpoints
 
 
 class ImitatedQuestionsWarning(UserWarning):
@@ -30,6 +29,8 @@ def demonstration_worlds(spec: EnvSpec, count: int) -> list[EnvSpec]:
 def imitated_worlds(checkpoint: str | Path) -> list[WorldSpec]:
     """The worlds whose training questions an SFT checkpoint imitated; empty for anything else
     (an RL checkpoint, a hub model, or an SFT checkpoint that predates this record)."""
+    from matpo_gym.trainers.state import Checkpoints  # torch: only when a checkpoint is read
+
     state = Checkpoints.state(Path(checkpoint)) or {}
     extra: dict[str, Any] = state.get("extra") or {}
     return [WorldSpec(**world) for world in extra.get("imitated_worlds", [])]
