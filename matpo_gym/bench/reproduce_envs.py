@@ -16,7 +16,7 @@ from matpo_gym.bench.reproduce_config import ReproduceConfig
 from matpo_gym.config import ConfigError, to_dict
 from matpo_gym.envs.sources import load_source
 from matpo_gym.envs.spec import EnvSpec, WorldSpec, load_env_spec
-from matpo_gym.trainers.provenance import demonstration_worlds, same_questions
+from matpo_gym.trainers.provenance import among, demonstration_worlds
 
 
 def _without_none(table: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def sft_demonstration_worlds(config: ReproduceConfig) -> list[WorldSpec]:
 
 def rl_trains_on_imitated_questions(config: ReproduceConfig) -> bool:
     rl_world = make_spec(config, config.train_family, "train", config.context_tokens).world
-    return any(same_questions(rl_world, world) for world in sft_demonstration_worlds(config))
+    return among(rl_world, sft_demonstration_worlds(config))
 
 
 def check_rl_world(config: ReproduceConfig) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -214,7 +214,7 @@ class EnvSpec:
         return replace(self, **changes)
 
 
-PROMPT_FILES = ("planner", "worker", "single", "worker_task")
+PROMPT_FILES = tuple(f.name for f in fields(PromptsSpec) if isinstance(f.default, str))
 """The fields of :class:`PromptsSpec` that name a file."""
 
 
@@ -239,11 +239,12 @@ def read_env_table(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: extends {parent_name!r}: {exc}") from None
     parent = read_env_table(parent_path, (*_chain, path))
     parent.pop("name", None)
-    if parent_path.resolve().parent != path.parent:
+    parent_folder = parent_path.resolve().parent
+    if parent_folder != path.parent:
         prompts = parent.setdefault("prompts", {})
         for key in PROMPT_FILES:
             named = prompts.get(key, getattr(PromptsSpec(), key))
-            prompts[key] = str((parent_path.resolve().parent / named).resolve())
+            prompts[key] = str((parent_folder / named).resolve())
     return _merge(parent, data)
 
 

@@ -9,6 +9,7 @@ the warm start never saw (``envs/world-tiny-rl.toml`` is world-tiny with such a 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ def same_questions(a: WorldSpec, b: WorldSpec) -> bool:
     return replace(a, filler_paragraphs=0) == replace(b, filler_paragraphs=0)
 
 
+def among(world: WorldSpec, worlds: Iterable[WorldSpec]) -> bool:
+    """Whether ``world`` poses the questions of one of ``worlds``."""
+    return any(same_questions(world, other) for other in worlds)
+
+
 def world_record(specs: list[EnvSpec]) -> list[dict[str, Any]]:
     """What an SFT checkpoint stores of its demonstration worlds."""
     return [asdict(spec.world) for spec in specs if spec.source.kind == "world"]
@@ -50,7 +56,7 @@ def warn_if_imitated(checkpoint: str | Path | None, spec: EnvSpec) -> bool:
     """Warn when RL is about to train on questions its warm start imitated; True if it warned."""
     if checkpoint is None or spec.source.kind != "world":
         return False
-    if not any(same_questions(spec.world, world) for world in imitated_worlds(checkpoint)):
+    if not among(spec.world, imitated_worlds(checkpoint)):
         return False
     warnings.warn(
         f"The warm start {checkpoint} imitated scripted answers to the training questions of "
