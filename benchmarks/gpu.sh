@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check in one go, for a machine lent for minutes: the CUDA tests, the model benchmarks
-# on the GPU, then `matpo-bench reproduce` for at most REPRODUCE_SECONDS (a cut run still gets its
-# report, from whatever stages finished). Everything worth keeping lands in OUT.
+# on the GPU (both with the vLLM checks where vLLM is installed), then `matpo-bench reproduce` for
+# at most REPRODUCE_SECONDS (0 skips it; a cut run still gets its report, from whatever stages
+# finished). Everything worth keeping lands in OUT.
 #
 #   benchmarks/gpu.sh OUT [reproduce flags...]
 #
@@ -11,6 +12,8 @@ out=${1:?usage: benchmarks/gpu.sh OUT [reproduce flags...]}
 shift
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# an image with JAX would otherwise let it take most of the GPU's memory the moment anything imports it
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 python=${PYTHON:-python3}
 started=$SECONDS
 stamp() { echo "== $1 (t = $((SECONDS - started)) s)"; }
@@ -32,6 +35,7 @@ timeout "${BENCH_SECONDS:-120}" $python -m pytest -q -p no:cacheprovider benchma
 [ -s "$out/bench-gpu.json" ] && $python benchmarks/report.py --from-json "$out/bench-gpu.json" \
   --output "$out/RESULTS-gpu.md" >/dev/null
 
+if [ "${REPRODUCE_SECONDS:-330}" = 0 ]; then stamp "done"; exit 0; fi
 stamp "reproduce"
 run=runs/reproduce-gpu
 report=leaderboards/reproduce-gpu

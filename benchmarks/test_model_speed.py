@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 
 import pytest
 
@@ -22,17 +23,21 @@ def policy():
     return HFPolicy(str(ensure_tiny()), temperature=1.0, max_new_tokens=32, seed=0)
 
 
-def make_env():
-    return MatpoEnv("world-frames", mode="matpo", count_tokens=policy().count_tokens)
+@functools.lru_cache(maxsize=1)
+def vllm_policy():
+    from matpo_gym.models.tiny import ensure_tiny
+    from matpo_gym.policies.vllm import VLLMPolicy
+
+    return VLLMPolicy(str(ensure_tiny()), temperature=1.0, max_new_tokens=32, seed=0, gpu_memory_utilization=0.3)
 
 
-def play(batch_size: int) -> int:
-    env = make_env()
+def play(batch_size: int, model=policy) -> int:
+    env = MatpoEnv("world-frames", mode="matpo", count_tokens=model().count_tokens)
     requests = [EpisodeRequest(task, f"{task.id}/b{batch_size}") for task in env.tasks[:EPISODES]]
     spec = env.spec_config
     limited = spec.with_overrides(limits=spec.limits.__class__(planner_turns=2, worker_turns=2, context_tokens=2048))
-    results = list(rollout(lambda: MatpoEnv(limited, mode="matpo", count_tokens=policy().count_tokens),
-                           policy(), requests, batch_size=batch_size))
+    results = list(rollout(lambda: MatpoEnv(limited, mode="matpo", count_tokens=model().count_tokens),
+                           model(), requests, batch_size=batch_size))
     return sum(len(t.completion_ids or []) for r in results for tr in r.trajectories for t in tr.turns)
 
 
@@ -40,6 +45,17 @@ def play(batch_size: int) -> int:
 def test_rollout_throughput(benchmark, batch_size):
     """32 MATPO episodes (2 turns per role) with every pending turn batched, vs one at a time."""
     tokens = benchmark.pedantic(play, args=(batch_size,), rounds=1, iterations=1)
+    benchmark.extra_info["generated_tokens"] = tokens
+    benchmark.extra_info["tokens_per_second"] = tokens / benchmark.stats.stats.mean
+    benchmark.extra_info["episodes_per_second"] = EPISODES / benchmark.stats.stats.mean
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None or not torch.cuda.is_available(),
+                    reason="needs vLLM and a CUDA device")
+def test_rollout_throughput_vllm(benchmark):
+    """The batched rollout above with vLLM generating (engine start-up and a warm-up round excluded)."""
+    vllm_policy()
+    tokens = benchmark.pedantic(play, args=(EPISODES, vllm_policy), rounds=1, iterations=1, warmup_rounds=1)
     benchmark.extra_info["generated_tokens"] = tokens
     benchmark.extra_info["tokens_per_second"] = tokens / benchmark.stats.stats.mean
     benchmark.extra_info["episodes_per_second"] = EPISODES / benchmark.stats.stats.mean

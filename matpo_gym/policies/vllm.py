@@ -8,7 +8,8 @@ by ``LLM.chat``, so the prompt ids a trainer sees are exactly those the engine w
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from matpo_gym.core.messages import Prompt
@@ -36,6 +37,11 @@ class VLLMPolicy:
         gpu_memory_utilization: fraction of GPU memory vLLM may take (weights + KV cache).
         tensor_parallel_size: GPUs the model is split over.
         max_model_len: context length of the engine; None takes the model's.
+        dtype: the engine's compute dtype; ``"auto"`` lets vLLM choose (16 bits for a float32 checkpoint).
+        colocate: run the engine in this process, so :meth:`load_weights` copies a trainer's
+            tensors on the device instead of pickling them to an engine process. A trainer that
+            syncs weights every step sets it; evaluation leaves the engine its own process.
+        engine_args: further ``vllm.EngineArgs`` (``enforce_eager``, ``attention_backend``, ...).
     """
 
     def __init__(
@@ -50,6 +56,9 @@ class VLLMPolicy:
         gpu_memory_utilization: float = 0.85,
         tensor_parallel_size: int = 1,
         max_model_len: int | None = None,
+        dtype: str = "auto",
+        colocate: bool = False,
+        engine_args: Mapping[str, Any] | None = None,
     ):
         try:
             import vllm
@@ -72,6 +81,7 @@ class VLLMPolicy:
         self.stop = tuple(stop)
         self.calls = 0
         """``generate`` calls so far (part of each request's seed)."""
+        self.colocate = bool(colocate)
         self._vllm = vllm
         engine: dict[str, Any] = {
             "model": path,
@@ -79,10 +89,18 @@ class VLLMPolicy:
             "gpu_memory_utilization": gpu_memory_utilization,
             "tensor_parallel_size": tensor_parallel_size,
             "max_model_len": max_model_len,
+            "dtype": dtype,
         }
-        if "logprobs_mode" in {f.name for f in dataclasses.fields(vllm.EngineArgs)}:
+        known = {f.name for f in dataclasses.fields(vllm.EngineArgs)}
+        if "logprobs_mode" in known:
             # log-probs of the temperature-scaled distribution, as HFPolicy and trainers compute them
             engine["logprobs_mode"] = "processed_logprobs"
+        unknown = sorted(set(engine_args or {}) - known)
+        if unknown:
+            raise ValueError(f"Not vllm.EngineArgs fields in this vLLM ({vllm.__version__}): {', '.join(unknown)}")
+        engine.update(engine_args or {})
+        if self.colocate:
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the engine core in this process
         self.llm = vllm.LLM(**engine)
         self.tokenizer = self.llm.get_tokenizer()
         if getattr(self.tokenizer, "chat_template", None) is None:
@@ -151,8 +169,13 @@ class VLLMPolicy:
         into the engine, then drop cached prefixes computed with the old weights.
 
         Uses ``LLM.collective_rpc`` (every worker loads the weights into its model copy) where
-        this vLLM has it, else the in-process driver worker of older versions.
+        this vLLM has it, else the in-process driver worker of older versions. Needs an engine
+        built with ``colocate=True``: a separate engine process would get every tensor pickled.
         """
+        if not self.colocate:
+            raise RuntimeError(
+                "load_weights needs an engine in this process: build the VLLMPolicy with colocate=True."
+            )
         weights = [(name, tensor.detach()) for name, tensor in weights]
         rpc = getattr(self.llm, "collective_rpc", None)
         if rpc is not None:

@@ -125,7 +125,7 @@ class RLTrainer:
             self.policy = VLLMPolicy(
                 str(resume or cfg.init_from or cfg.model), temperature=cfg.temperature,
                 max_new_tokens=cfg.max_new_tokens, seed=seed,
-                gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, colocate=True,
             )
         else:
             self.policy = HFPolicy.from_pretrained_objects(
