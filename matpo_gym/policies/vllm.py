@@ -41,6 +41,7 @@ class VLLMPolicy:
         colocate: run the engine in this process, so :meth:`load_weights` copies a trainer's
             tensors on the device instead of pickling them to an engine process. A trainer that
             syncs weights every step sets it; evaluation leaves the engine its own process.
+            (It sets ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` for this process.)
         engine_args: further ``vllm.EngineArgs`` (``enforce_eager``, ``attention_backend``, ...).
     """
 
