@@ -88,6 +88,38 @@ def test_served_scripted_policy_matches_local_results(tmp_path):
         assert any(r["score"] > 0 for r in local.values())
 
 
+def test_served_hf_policy_matches_the_local_hf_policy_greedily(tiny_model_dir, tmp_path):
+    """The same check on a real model: the tiny model served over HTTP and evaluated through
+    OpenAIPolicy plays every episode as the local HF policy does. Greedy, and one prompt per forward
+    pass on both sides (the server's micro-batches hold one request), so both compute with the same
+    shapes; every message of every trajectory must then be equal, model turns included. The weights
+    are random, so the turns are text the env answers with format feedback, not tool calls; the
+    scripted test above covers tool calls and workers through the same server."""
+    pytest.importorskip("torch")
+    from matpo_gym.policies.hf import HFPolicy
+
+    def tiny():
+        return HFPolicy(str(tiny_model_dir), temperature=0.0, max_new_tokens=24, seed=0, batch_size=1)
+
+    config = {"env": "world-tiny", "mode": "matpo,single", "limit": 3, "out": tmp_path, "quiet": True}
+    run(RunConfig(name="local", **config), policy=tiny())
+    with serve_policy(tiny(), max_batch=1) as url, OpenAIPolicy(model="tiny", base_url=url, max_tokens=24) as remote:
+        run(RunConfig(name="remote", **config), policy=remote)
+    turns = 0
+    for mode in ("matpo", "single"):
+        local = read_records(tmp_path / "local" / f"{mode}.jsonl")
+        served = read_records(tmp_path / "remote" / f"{mode}.jsonl")
+        assert len(local) == 3 and local.keys() == served.keys()
+        for key in local:
+            assert served[key]["prediction"] == local[key]["prediction"]
+            assert served[key]["score"] == local[key]["score"]
+            assert [t["messages"] for t in served[key]["trajectories"]] == [
+                t["messages"] for t in local[key]["trajectories"]
+            ]
+            turns += sum(m["role"] == "assistant" for t in local[key]["trajectories"] for m in t["messages"])
+    assert turns >= 6  # every episode had model turns to compare
+
+
 def test_served_prompts_equal_local_prompts():
     messages = (
         Message("system", 'You are a worker on a research team.\n{"name": "search", "description": "d", '
