@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from matpo_gym.config import ConfigError
@@ -46,3 +48,18 @@ def test_random_policy_is_deterministic_and_well_formed():
     first = [c.text for c in policy.generate(prompts)]
     assert first == [c.text for c in policy.generate(prompts)]
     assert not any(isinstance(parse_action(t), ParseError) for t in first)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[2].joinpath("policies").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_every_catalogue_policy_file_names_its_class_and_valid_arguments(path):
+    """Every shipped policy file parses, names a class that loads, and gives only arguments that
+    class takes (GPU-only ones included, which are checked here without being built)."""
+    import inspect
+
+    from matpo_gym.policies.registry import _builtin_types, load_class, load_policy_spec
+
+    spec = load_policy_spec(str(path))
+    target = spec.target if spec.type == "plugin" else _builtin_types()[spec.type]
+    parameters = inspect.signature(load_class(target, base=path.parent)).parameters
+    assert set(spec.args) <= set(parameters), set(spec.args) - set(parameters)
