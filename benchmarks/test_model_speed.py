@@ -41,6 +41,12 @@ def play(batch_size: int, model=policy) -> int:
     return sum(len(t.completion_ids or []) for r in results for tr in r.trajectories for t in tr.turns)
 
 
+def record_throughput(benchmark, tokens: int) -> None:
+    benchmark.extra_info["generated_tokens"] = tokens
+    benchmark.extra_info["tokens_per_second"] = tokens / benchmark.stats.stats.mean
+    benchmark.extra_info["episodes_per_second"] = EPISODES / benchmark.stats.stats.mean
+
+
 @pytest.mark.parametrize("batch_size", [1, EPISODES])
 def test_rollout_throughput(benchmark, batch_size):
     """32 MATPO episodes (2 turns per role) with every pending turn batched, vs one at a time.
@@ -50,9 +56,7 @@ def test_rollout_throughput(benchmark, batch_size):
     policy()
     warmup = 1 if torch.cuda.is_available() else 0
     tokens = benchmark.pedantic(play, args=(batch_size,), rounds=1, iterations=1, warmup_rounds=warmup)
-    benchmark.extra_info["generated_tokens"] = tokens
-    benchmark.extra_info["tokens_per_second"] = tokens / benchmark.stats.stats.mean
-    benchmark.extra_info["episodes_per_second"] = EPISODES / benchmark.stats.stats.mean
+    record_throughput(benchmark, tokens)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None or not torch.cuda.is_available(),
@@ -61,9 +65,7 @@ def test_rollout_throughput_vllm(benchmark):
     """The batched rollout above with vLLM generating (engine start-up and a warm-up round excluded)."""
     vllm_policy()
     tokens = benchmark.pedantic(play, args=(EPISODES, vllm_policy), rounds=1, iterations=1, warmup_rounds=1)
-    benchmark.extra_info["generated_tokens"] = tokens
-    benchmark.extra_info["tokens_per_second"] = tokens / benchmark.stats.stats.mean
-    benchmark.extra_info["episodes_per_second"] = EPISODES / benchmark.stats.stats.mean
+    record_throughput(benchmark, tokens)
 
 
 @pytest.mark.parametrize("head", ["all-positions", "generated-only"])

@@ -12,17 +12,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from matpo_gym.core.messages import Message, Prompt, Role  # noqa: E402
 from matpo_gym.trainers.config import TrainConfig  # noqa: E402
+
+from . import PROMPTS, recomputation_gap  # noqa: E402
 
 DEVICE = os.environ.get("MATPO_TEST_DEVICE", "cuda")
 pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="no CUDA device")
-
-PROMPTS = [
-    Prompt(Role.PLANNER, (Message("user", "Who founded the company that built the Verdant Bridge?"),), "p0"),
-    Prompt(Role.WORKER, (Message("user", "Find the year the Amber Library opened."),), "w0"),
-    Prompt(Role.SINGLE, (Message("user", "Which river is longer, the Sable or the Orin?"),), "s0"),
-]
 
 
 def policy(model_dir, device: str, **kwargs):
@@ -43,24 +38,16 @@ def test_greedy_generation_on_the_gpu_matches_the_cpu(tiny_model_dir):
 def test_sampled_logprobs_match_a_recomputation_by_the_trainer(tiny_model_dir):
     """The rollout's log-probs are the PPO ratio's denominator: the trainer's forward pass (bfloat16
     autocast over float32 weights, as it trains) must give the same numbers, up to bfloat16 noise."""
-    from matpo_gym.trainers.batch import Sample, collate, token_logprobs
+    from matpo_gym.policies.hf import HFPolicy
     from matpo_gym.trainers.precision import resolve_precision
     from matpo_gym.trainers.state import load_model
 
     plan = resolve_precision("auto", torch.device(DEVICE).type)
     model, tokenizer = load_model(str(tiny_model_dir), torch.device(DEVICE), plan)
-    from matpo_gym.policies.hf import HFPolicy
-
     autocast = plan.autocast_dtype()
     sampler = HFPolicy.from_pretrained_objects(model, tokenizer, temperature=1.0, max_new_tokens=24, seed=0,
                                                autocast=autocast)
-    completions = sampler.generate(PROMPTS * 4)
-    samples = [Sample(list(c.prompt_ids), list(c.token_ids), list(c.logprobs), 1.0, "single") for c in completions]
-    batch = collate(samples, tokenizer.pad_token_id).to(DEVICE)
-    with torch.no_grad(), plan.autocast(torch.device(DEVICE)):
-        again = token_logprobs(model, batch.input_ids, batch.attention_mask, 1.0, batch.loss_mask.bool())
-    mask = batch.loss_mask.bool()
-    gap = (again[mask] - batch.old_logprobs[mask]).abs()
+    gap = recomputation_gap(model, tokenizer, sampler.generate(PROMPTS * 4), DEVICE, plan)
     tolerance = 0.1 if autocast is not None else 1e-3
     assert float(gap.mean()) < tolerance / 2 and float(gap.max()) < 4 * tolerance, (float(gap.mean()), float(gap.max()))
 

@@ -17,13 +17,8 @@ pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None or not torch.cuda.is_available(), reason="needs vLLM and a CUDA device"
 )
 
-from matpo_gym.core.messages import Message, Prompt, Role  # noqa: E402
+from . import PROMPTS, recomputation_gap  # noqa: E402
 
-PROMPTS = [
-    Prompt(Role.PLANNER, (Message("user", "Who founded the company that built the Verdant Bridge?"),), "p0"),
-    Prompt(Role.WORKER, (Message("user", "Find the year the Amber Library opened."),), "w0"),
-    Prompt(Role.SINGLE, (Message("user", "Which river is longer, the Sable or the Orin?"),), "s0"),
-]
 NEW_TOKENS = 24
 
 
@@ -57,20 +52,15 @@ def test_greedy_vllm_matches_greedy_hf(engine, tiny_model_dir):
 def test_sampled_logprobs_are_the_trainers(engine, tiny_model_dir):
     """The rollout's log-probs are the PPO ratio's denominator: the trainer's forward pass over the
     same tokens must give them back (both float32 here)."""
-    from matpo_gym.trainers.batch import Sample, collate, token_logprobs
     from matpo_gym.trainers.precision import resolve_precision
     from matpo_gym.trainers.state import load_model
 
     engine.temperature = 1.0
     completions = engine.generate(PROMPTS * 4)
     assert all(c.logprobs is not None and len(c.logprobs) == len(c.token_ids) for c in completions)
-    model, tokenizer = load_model(str(tiny_model_dir), torch.device("cuda"), resolve_precision("fp32", "cuda"))
-    samples = [Sample(list(c.prompt_ids), list(c.token_ids), list(c.logprobs), 1.0, "single") for c in completions]
-    batch = collate(samples, tokenizer.pad_token_id).to("cuda")
-    with torch.no_grad():
-        again = token_logprobs(model, batch.input_ids, batch.attention_mask, 1.0, batch.loss_mask.bool())
-    mask = batch.loss_mask.bool()
-    gap = (again[mask] - batch.old_logprobs[mask]).abs()
+    plan = resolve_precision("fp32", "cuda")
+    model, tokenizer = load_model(str(tiny_model_dir), torch.device("cuda"), plan)
+    gap = recomputation_gap(model, tokenizer, completions, "cuda", plan)
     assert float(gap.mean()) < 1e-3 and float(gap.max()) < 1e-2, (float(gap.mean()), float(gap.max()))
 
 

@@ -68,23 +68,31 @@ class FailingPolicy:
 # -- acceptance: a served policy evaluated through OpenAIPolicy matches the local policy -----------
 
 
+def assert_runs_played_alike(out, questions: int) -> list[dict]:
+    """The ``local`` and ``remote`` runs in ``out`` answered the same ``questions`` alike in both
+    modes, down to every message of every trajectory (tool results included); the local records."""
+    runs = []
+    for mode in ("matpo", "single"):
+        local = read_records(out / "local" / f"{mode}.jsonl")
+        served = read_records(out / "remote" / f"{mode}.jsonl")
+        assert len(local) == questions and local.keys() == served.keys()
+        for key in local:
+            assert served[key]["prediction"] == local[key]["prediction"]
+            assert served[key]["score"] == local[key]["score"]
+            assert [t["messages"] for t in served[key]["trajectories"]] == [
+                t["messages"] for t in local[key]["trajectories"]
+            ]
+        runs.append(local)
+    return runs
+
+
 def test_served_scripted_policy_matches_local_results(tmp_path):
     config = {"env": "world-frames", "mode": "matpo,single", "limit": 10, "out": tmp_path, "quiet": True}
     run(RunConfig(name="local", **config), policy=SearchReadPolicy())
     with serve_policy(SearchReadPolicy()) as url, OpenAIPolicy(model="scripted", base_url=url) as remote:
         assert remote.name == "openai:scripted"
         run(RunConfig(name="remote", **config), policy=remote)
-    for mode in ("matpo", "single"):
-        local = read_records(tmp_path / "local" / f"{mode}.jsonl")
-        served = read_records(tmp_path / "remote" / f"{mode}.jsonl")
-        assert len(local) == 10 and local.keys() == served.keys()
-        for key in local:
-            assert served[key]["prediction"] == local[key]["prediction"]
-            assert served[key]["score"] == local[key]["score"]
-            # Stronger: every message of every trajectory is the same, tool results included.
-            assert [t["messages"] for t in served[key]["trajectories"]] == [
-                t["messages"] for t in local[key]["trajectories"]
-            ]
+    for local in assert_runs_played_alike(tmp_path, questions=10):
         assert any(r["score"] > 0 for r in local.values())
 
 
@@ -105,18 +113,8 @@ def test_served_hf_policy_matches_the_local_hf_policy_greedily(tiny_model_dir, t
     run(RunConfig(name="local", **config), policy=tiny())
     with serve_policy(tiny(), max_batch=1) as url, OpenAIPolicy(model="tiny", base_url=url, max_tokens=24) as remote:
         run(RunConfig(name="remote", **config), policy=remote)
-    turns = 0
-    for mode in ("matpo", "single"):
-        local = read_records(tmp_path / "local" / f"{mode}.jsonl")
-        served = read_records(tmp_path / "remote" / f"{mode}.jsonl")
-        assert len(local) == 3 and local.keys() == served.keys()
-        for key in local:
-            assert served[key]["prediction"] == local[key]["prediction"]
-            assert served[key]["score"] == local[key]["score"]
-            assert [t["messages"] for t in served[key]["trajectories"]] == [
-                t["messages"] for t in local[key]["trajectories"]
-            ]
-            turns += sum(m["role"] == "assistant" for t in local[key]["trajectories"] for m in t["messages"])
+    turns = sum(m["role"] == "assistant" for local in assert_runs_played_alike(tmp_path, questions=3)
+                for record in local.values() for t in record["trajectories"] for m in t["messages"])
     assert turns >= 6  # every episode had model turns to compare
 
 
