@@ -52,16 +52,25 @@ def rollout(
     active: list[MatpoEnv] = []
     idle = list(envs)
 
-    def refill() -> None:
+    def refill() -> list[EpisodeResult]:
+        """Start episodes on idle envs; the results of any that ended before their first turn (a
+        question over a context cap)."""
+        ended = []
         while idle:
             request = next(queue, None)
             if request is None:
-                return
+                break
             env = idle.pop()
             env.reset(options={"task": request.task, "episode_id": request.episode_id})
-            active.append(env)
+            assert env.episode is not None
+            if env.episode.done:
+                ended.append(env.episode.result())
+                idle.append(env)
+            else:
+                active.append(env)
+        return ended
 
-    refill()
+    yield from refill()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         while active:
             prompts = [env.prompt() for env in active]
@@ -79,4 +88,4 @@ def rollout(
                     idle.append(env)
                     yield result
             active = still_active
-            refill()
+            yield from refill()

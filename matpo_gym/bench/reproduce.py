@@ -76,7 +76,7 @@ def train_sft(config: ReproduceConfig, model: Path, envs: EnvFiles) -> Path:
         lr=config.sft_lr, lr_schedule="cosine", warmup_steps=min(100, config.sft_steps // 10),
         weight_decay=0.0, sft_demos=config.sft_demos,
         sft_batch_size=config.sft_batch_size, sft_mode="both",
-        sft_worlds=config.sft_worlds, sft_context_weight=config.sft_context_weight,
+        sft_worlds=config.sft_worlds, sft_context_weight=config.sft_context_weight, sft_decompose=config.decompose,
         save_every=max(1, config.sft_steps // 4), seed=0, device=config.device, quiet=config.quiet,
     ))
 

@@ -12,6 +12,8 @@ from matpo_gym.bench.results import write_bytes_atomic
 from matpo_gym.config import ConfigError, to_dict
 
 Preset = Literal["cpu", "gpu", "smoke"]
+ContextLimit = Literal["window", "total"]
+CONTEXT_LIMITS: tuple[str, ...] = ("window", "total")
 METHODS = {"grpo": "single", "matpo": "matpo"}
 """Trained algorithm -> the mode it is trained and evaluated in."""
 
@@ -20,8 +22,8 @@ METHODS = {"grpo": "single", "matpo": "matpo"}
 class ReproduceConfig:
     """MATPO vs single-agent GRPO on the offline world: SFT, RL, evaluation grid, report.
 
-    Fields left at ``None`` take the preset's value (``cpu``: a 2-core machine in well under an
-    hour; ``gpu``: a bigger model and more steps for one GPU; ``smoke``: seconds, for tests).
+    Fields left at ``None`` take the preset's value (``cpu``: a 2-core CPU machine, a few hours;
+    ``gpu``: a bigger model and more steps for one GPU; ``smoke``: seconds, for tests).
     """
 
     preset: Preset = "cpu"
@@ -61,7 +63,15 @@ class ReproduceConfig:
     search_top_k: int | None = None
     """Results per search call."""
     context_tokens: int | None = None
+    context_limit: ContextLimit | None = None
+    """How ``context_tokens`` binds. ``window``: each call's prompt is fitted to it by dropping the
+    middle of the conversation (a worker over it is asked for its summary). ``total``: every role's
+    whole conversation is also capped at it, as in a real context window (the paper's setting): a
+    single agent or planner over it is stopped, a worker asked for its summary."""
     summary_chars: int | None = None
+    decompose: bool | None = None
+    """SFT's scripted planner sends one worker per hop, so each worker reads one page and the
+    planner only their reports; off, one worker gets the whole question and reads every page."""
     # model
     hidden_size: int | None = None
     num_layers: int | None = None
@@ -121,6 +131,9 @@ class ReproduceConfig:
                 raise ConfigError(f"reproduce: {name} must be at least 1, got {getattr(self, name)}.")
         if self.group_size < 2:
             raise ConfigError("reproduce: group_size must be at least 2 (advantages compare rollouts).")
+        if self.context_limit not in CONTEXT_LIMITS:
+            raise ConfigError(f"reproduce: context_limit must be one of {', '.join(CONTEXT_LIMITS)}, "
+                              f"got {self.context_limit!r}.")
         for name in ("eval_samples", "curve_samples", "rl_kl_coef"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"reproduce: {name} must be 0 (off) or more, got {getattr(self, name)}.")
@@ -131,7 +144,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         train_family="frames", eval_families=("frames", "webwalker", "gaia"), difficulty="easy", rl_world_seed=100,
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(384, 512, 768, 1024),
         eval_questions=24, eval_samples=8, filler_paragraphs=0, browse_max_chars=450, search_top_k=2,
-        context_tokens=1024, summary_chars=300, hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
+        context_tokens=1024, context_limit="window", summary_chars=300, decompose=False,
+        hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
         sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=36, questions_per_step=8, group_size=4, max_new_tokens=64,
         rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=12, curve_questions=16, curve_samples=4,
@@ -140,8 +154,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="", rl_world_seed=100,
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(768, 1024, 1536, 2048),
         eval_questions=100, eval_samples=4, filler_paragraphs=2, browse_max_chars=1600, search_top_k=3,
-        context_tokens=1536,
-        summary_chars=400, hidden_size=512, num_layers=8, vocab_size=4096, num_entities=1500,
+        context_tokens=1536, context_limit="total",
+        summary_chars=400, decompose=True, hidden_size=512, num_layers=8, vocab_size=4096, num_entities=1500,
         sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=60, questions_per_step=32, group_size=8, max_new_tokens=96,
         rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=10, curve_questions=64, curve_samples=4,
@@ -150,8 +164,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         train_family="musique", eval_families=("frames", "gaia"), difficulty="easy", rl_world_seed=1000,
         seeds=(0, 1), noise_rates=(0.0, 0.4), context_sweep=(256, 1024),
         eval_questions=2, eval_samples=2, filler_paragraphs=0, browse_max_chars=600, search_top_k=3,
-        context_tokens=1024,
-        summary_chars=200, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
+        context_tokens=1024, context_limit="total",
+        summary_chars=200, decompose=True, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
         sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1, sft_context_weight=0.5,
         rl_steps=2, questions_per_step=2, group_size=2, max_new_tokens=12,
         rl_lr=1e-4, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=1, curve_questions=2, curve_samples=2,
@@ -163,7 +177,8 @@ RUN_ONLY = ("out", "report", "report_only", "device", "quiet")
 """Settings that say where and how this invocation runs, not what the reproduction is."""
 
 BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0, "curve_samples": 0,
-                      "eval_samples": 0, "rl_kl_coef": 0.0, "search_top_k": 3, "rl_world_seed": 0}
+                      "eval_samples": 0, "rl_kl_coef": 0.0, "search_top_k": 3, "rl_world_seed": 0,
+                      "context_limit": "window", "decompose": False}
 """What a run whose manifest predates a setting used in its place (not today's preset value): before
 ``rl_world_seed``, RL trained and everything was evaluated on the base env's world (world-tiny's, seed 0)."""
 
@@ -175,7 +190,8 @@ def save_manifest(config: ReproduceConfig) -> None:
     current = json.loads(json.dumps(current, default=str))
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(k for k in current if previous.get(k) != current[k])
+        # a setting newer than the run compares as the value the run used in its place
+        changed = sorted(k for k in current if previous.get(k, BEFORE_THE_SETTING.get(k)) != current[k])
         if changed:
             raise ConfigError(
                 f"{config.out} holds a reproduction with different settings ({', '.join(changed)}); "

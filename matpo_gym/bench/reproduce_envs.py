@@ -69,6 +69,7 @@ def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: 
         tools=replace(base.tools, browse_max_chars=config.browse_max_chars, search_top_k=config.search_top_k),
         limits=replace(base.limits, planner_turns=config.turns, worker_turns=config.turns,
                        single_turns=config.turns, context_tokens=context_tokens,
+                       total_tokens=context_tokens if config.context_limit == "total" else None,
                        summary_chars=config.summary_chars),
         scoring=replace(base.scoring, format_weight=config.format_weight),
     )

@@ -48,6 +48,8 @@ class Cell:
     high: float
     truncations: float
     """Context truncations per episode."""
+    limit_stops: float = math.nan
+    """Roles per episode stopped (or, a worker, asked for its summary) at a context limit."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +73,8 @@ def cell(records: Sequence[dict[str, Any]]) -> Cell:
         return Cell(0, math.nan, math.nan, math.nan, math.nan)
     ci = mean_ci(scores)
     truncations = sum(r["stats"]["context_truncations"] for r in records) / len(records)
-    return Cell(ci.n, ci.mean, ci.low, ci.high, truncations)
+    stops = sum(r["stats"].get("context_limit_stops", 0) for r in records) / len(records)
+    return Cell(ci.n, ci.mean, ci.low, ci.high, truncations, stops)
 
 
 def paired_change(treated: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> dict[str, Any]:

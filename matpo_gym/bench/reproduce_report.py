@@ -43,6 +43,12 @@ def _worlds(config: ReproduceConfig) -> str:
             f"split of world {config.rl_world_seed}" + rl)
 
 
+def _context_limit(config: ReproduceConfig) -> str:
+    if config.context_limit == "total":
+        return f"context {config.context_tokens} tokens per role's whole conversation (over it: stopped, or summary)"
+    return f"context {config.context_tokens} tokens per call (the middle of a longer conversation dropped)"
+
+
 def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
     c = data["config"]
     minutes = sum(data["compute_seconds"].values()) / 60
@@ -66,9 +72,11 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
            if c.get("eval_samples") else "."),
         "",
         f"Pressure knobs: {c['filler_paragraphs']} filler paragraphs per page, browse window "
-        f"{c['browse_max_chars']} characters, context {c['context_tokens']} tokens per call, worker summary "
-        f"at most {c['summary_chars']} characters. Model: tiny Llama, hidden {c['hidden_size']}, "
-        f"{c['num_layers']} layers, vocabulary {c['vocab_size']}.",
+        f"{c['browse_max_chars']} characters, {_context_limit(config)}, worker summary "
+        f"at most {c['summary_chars']} characters; "
+        + ("the demonstrated planner sends one worker per hop" if config.decompose
+           else "the demonstrated planner hands the whole question to one worker")
+        + f". Model: tiny Llama, hidden {c['hidden_size']}, {c['num_layers']} layers, vocabulary {c['vocab_size']}.",
         "",
         f"Ran on {' and '.join(m['device'] for m in data['machines']) or 'an unrecorded machine'}. "
         f"Compute time of the stages, from their logs: {number_text(minutes, 1)} minutes "

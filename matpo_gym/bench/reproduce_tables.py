@@ -95,9 +95,19 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
         values = [data["pressure"][k][str(c)]["truncations"] for k in ("grpo/single", "matpo/matpo")]
         trunc.append(" / ".join(number_text(v, 2) for v in values))
     pressure_rows.append(["context truncations per episode (GRPO / MATPO)"] + trunc)
+    stops = []
+    for c in config.context_sweep:
+        values = [data["pressure"][k][str(c)].get("limit_stops", math.nan) for k in ("grpo/single", "matpo/matpo")]
+        stops.append(" / ".join(number_text(v, 2) for v in values))
+    pressure_rows.append(["context limit stops per episode (GRPO / MATPO)"] + stops)
+    how = ("each role's whole conversation is capped at the budget: a single agent whose pages overflow it is "
+           "stopped, a worker asked for its summary" if config.context_limit == "total"
+           else "each call's prompt is fitted to the budget by dropping the middle of the conversation; a worker "
+                "over it is asked for its summary")
     result.append(Table(f"Pressure: accuracy vs context budget ({families[0]}-like, noise 0)",
                         ["model"] + [f"{c} tokens" for c in config.context_sweep], pressure_rows,
-                        "Smaller budgets push a single agent's pages out of its context; workers read in their own."))
+                        f"Smaller budgets push a single agent's pages out of its context; workers read in their own. "
+                        f"Here {how}."))
     result.append(diagnosis_table(data, families[0]))
     if config.eval_samples:
         result.append(sampled_table(data, config))

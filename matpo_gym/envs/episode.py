@@ -149,6 +149,8 @@ class Episode:
 
         Cached until the conversation changes, so asking twice counts one truncation.
         """
+        if self.done:
+            raise RuntimeError(f"The episode is over ({self.stop_reason}); no role acts next.")
         agent = self._stack[-1]
         key = (agent.trajectory.id, len(agent.trajectory.messages))
         if self._prompt_cache is not None and self._prompt_cache[0] == key:

@@ -125,7 +125,10 @@ class MatpoEnv(gym.Env[Observation, str]):
             tool_timeout=self.spec_config.tools.timeout_s,
             site_base=self.site.base_url if self.site is not None else None,
         )
-        return self._observation(), self._info()
+        info = self._info()
+        if self.episode.done:  # the question alone is over a context cap: nothing to play
+            info["result"] = self.episode.result()
+        return self._observation(), info
 
     def step(self, action: Any) -> tuple[Observation, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply the acting role's text.

@@ -39,6 +39,7 @@ SWITCHES: dict[str, str] = {
     "planner_total_tokens": "limits.planner_total_tokens",
     "worker_total_tokens": "limits.worker_total_tokens",
     "single_total_tokens": "limits.single_total_tokens",
+    "total_tokens": "limits.total_tokens",
 }
 """Short names of the env switches, and the spec field each one sets."""
 

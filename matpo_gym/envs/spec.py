@@ -119,13 +119,16 @@ class LimitsSpec:
     stopped, see ``forced_summary``). None: no cap."""
     single_total_tokens: int | None = None
     """Cap on the single agent's whole conversation, as for the planner. None: no cap."""
+    total_tokens: int | None = None
+    """Whole-conversation cap of every role without its own ``<role>_total_tokens``; None: no cap.
+    One number for all roles is the paper's setting: one model, one context window."""
 
     def __post_init__(self) -> None:
-        for role in ROLE_VALUES:
-            for kind in ("context", "total"):
-                value = getattr(self, f"{role}_{kind}_tokens")
-                if value is not None and value < 1:
-                    raise ConfigError(f"limits.{role}_{kind}_tokens must be positive, got {value}")
+        names = [f"{role}_{kind}_tokens" for role in ROLE_VALUES for kind in ("context", "total")]
+        for name in (*names, "total_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"limits.{name} must be positive, got {value}")
 
     def context_budget(self, role: str) -> int:
         """The per-call prompt budget of ``role`` (``planner``, ``worker`` or ``single``)."""
@@ -134,7 +137,8 @@ class LimitsSpec:
 
     def total_budget(self, role: str) -> int | None:
         """The whole-conversation cap of ``role``; None when it has none."""
-        return getattr(self, f"{role}_total_tokens")
+        own: int | None = getattr(self, f"{role}_total_tokens")
+        return self.total_tokens if own is None else own
 
 
 @dataclass(frozen=True)

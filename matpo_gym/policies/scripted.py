@@ -6,7 +6,10 @@ model would (nothing is smuggled from the env): it searches the question, opens 
 title the question names, matches question words against the page's ``Label: value`` rows, and
 follows a linked row when the question asks about something one hop away ("the founder of X").
 In MATPO mode its planner delegates the whole question to one worker and answers with the
-worker's conclusion. It cannot do arithmetic, so it solves one- and two-hop lookups only.
+worker's conclusion; with ``decompose=True`` it sends one worker per hop instead ("the founder of
+X" first, then the question with the founder's name in its place), so each worker reads one page
+and the planner holds only their reports. It cannot do arithmetic, so it solves one- and two-hop
+lookups only.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from matpo_gym.core.actions import Answer, ToolCall, parse_action
@@ -34,6 +37,14 @@ _STOP = frozenset(
 _UNITS = frozenset({"cm", "m", "km", "min", "million", "km²"})
 _COUNT = re.compile(r"^\s*how many\b", re.IGNORECASE)
 _ROW = re.compile(r"^([A-Z][^:\n]{0,40}): (.+)$", re.MULTILINE)
+_NAME = r"(?:The )?[A-Z][\w'-]*(?:(?: of| the| and)? [A-Z][\w'-]*)*"
+_RELATION = re.compile(
+    r"\bthe (?:birthplace|country|mayor|capital|founder|headquarters|author|artist|company|book|album)\b"
+    rf"(?:(?!\bthe\b)[a-z ])*? {_NAME}(?: lies\b)?"
+)
+"""A phrase that names an entity by its link from a named one ("the capital of Taejouia"); no
+``the`` inside, so of nested phrases the innermost matches."""
+_REPORTED = re.compile(r"Answer: (.+)")
 
 
 def _lemma(word: str) -> str:
@@ -118,8 +129,10 @@ class SearchReadPolicy:
 
     name = "scripted"
 
-    def __init__(self, max_hops: int = 2):
+    def __init__(self, max_hops: int = 2, decompose: bool = False):
         self.max_hops = max_hops
+        self.decompose = decompose
+        self.name = "scripted-decompose" if decompose else "scripted"
 
     def generate(self, prompts: Sequence[Prompt]) -> list[Completion]:
         return [Completion(self.act(prompt)) for prompt in prompts]
@@ -134,17 +147,35 @@ class SearchReadPolicy:
     def _plan(self, prompt: Prompt) -> str:
         question = _question(prompt)
         start = _START.search(prompt.messages[1].content) if len(prompt.messages) > 1 else None
-        if start:
-            question += f"\nStart browsing from: {start.group(1)}"
-        reports = [step.result for step in _history(prompt.messages) if step.call.name == "worker"]
-        if not reports:
-            return "I will delegate the lookup.\n" + _call("worker", subtask=question)
-        match = re.search(r"Answer: (.+)", reports[-1])
-        if match:
+        hint = f"\nStart browsing from: {start.group(1)}" if start else ""
+        reports = [step for step in _history(prompt.messages) if step.call.name == "worker"]
+        failed = 0
+        for step in reports:  # replay the plan: each answered hop puts its answer into the question
+            match = _REPORTED.search(step.result)
+            if match is None:
+                failed += 1
+                continue
+            hop = self._next_hop(question)
+            if hop is not None and step.call.arguments.get("subtask") == hop[0] + hint:
+                question = hop[1](match.group(1).strip())
+                continue
             return Answer(match.group(1).strip()).render()
-        if len(reports) < 2:
-            return "The worker found nothing; one more try.\n" + _call("worker", subtask=question)
-        return Answer("unknown").render()
+        if failed >= 2:
+            return Answer("unknown").render()
+        hop = self._next_hop(question)
+        if hop is not None:
+            return "I will look up the linked entity first.\n" + _call("worker", subtask=hop[0] + hint)
+        opening = "The worker found nothing; one more try.\n" if failed else "I will delegate the lookup.\n"
+        return opening + _call("worker", subtask=question + hint)
+
+    def _next_hop(self, question: str) -> tuple[str, Callable[[str], str]] | None:
+        """With ``decompose``: the subtask that resolves the question's innermost link phrase, and
+        how to rewrite the question with its answer; None when the question has none left."""
+        match = _RELATION.search(question) if self.decompose else None
+        if match is None:
+            return None
+        phrase = match.group(0)
+        return f"What is {phrase}?", lambda answer: question.replace(phrase, answer, 1)
 
     # -- researcher (worker or single agent) -----------------------------------------------------
 

@@ -103,6 +103,9 @@ class TrainConfig:
     generates (1). 0 is completion-only SFT. A small weight (0.2-0.5) teaches a model trained from
     scratch the world's text, whose pages repeat each name several times: the copying it needs to
     put a name from its prompt into a query or an answer emerges in a fraction of the steps."""
+    sft_decompose: bool = False
+    """SFT: the scripted planner sends one worker per hop of a multi-hop question, so each worker
+    reads one page; off, it delegates the whole question to one worker, which reads them all."""
     eval_every: int = 5
     """Evaluate on held-out questions every N steps (0: only at the end)."""
     eval_questions: int = 32

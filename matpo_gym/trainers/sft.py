@@ -120,12 +120,13 @@ def target_weights(attention: torch.Tensor, generated: torch.Tensor, context_wei
 
 
 def world_demonstrations(spec: EnvSpec, tokenizer: Any, modes: Sequence[str], demos: int,
-                         seed: int) -> list[Demonstration]:
+                         seed: int, decompose: bool = False) -> list[Demonstration]:
     """The scripted policy's correctly answered episodes of one world's train split (the first
-    ``demos`` questions of a seeded shuffle, per mode), as the model's template tokenises them."""
+    ``demos`` questions of a seeded shuffle, per mode), as the model's template tokenises them;
+    ``decompose``: its planner sends one worker per hop."""
     samples: list[Demonstration] = []
     eos = tokenizer.eos_token_id
-    policy = SearchReadPolicy()
+    policy = SearchReadPolicy(decompose=decompose)
     for mode in modes:
         def make_env(mode: str = mode) -> MatpoEnv:
             return MatpoEnv(spec, mode=mode, split="train")  # type: ignore[arg-type]
@@ -201,12 +202,14 @@ class SFTTrainer:
 
     def demonstrations(self, spec: EnvSpec) -> list[Demonstration]:
         """Trajectories of correctly answered scripted episodes, tokenised with the model's template."""
-        return world_demonstrations(spec, self.tokenizer, self._modes(), self.config.sft_demos, self.config.seed)
+        cfg = self.config
+        return world_demonstrations(spec, self.tokenizer, self._modes(), cfg.sft_demos, cfg.seed, cfg.sft_decompose)
 
     def collect(self, specs: Sequence[EnvSpec]) -> list[Demonstration]:
         """Every world's demonstrations, the worlds played in parallel processes (building a world's
         search index, parsing its pages and templating every turn is single-threaded CPU work)."""
-        args = [(spec, self.tokenizer, self._modes(), self.config.sft_demos, self.config.seed) for spec in specs]
+        cfg = self.config
+        args = [(spec, self.tokenizer, self._modes(), cfg.sft_demos, cfg.seed, cfg.sft_decompose) for spec in specs]
         workers = min(len(specs), os.cpu_count() or 1)
         if workers < 2:
             return [d for a in args for d in world_demonstrations(*a)]

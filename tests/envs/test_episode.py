@@ -237,6 +237,26 @@ def test_step_after_the_end_and_before_reset_are_clear_errors(frames_spec):
         env.step("x")
 
 
+@pytest.mark.parametrize("mode", ["single", "matpo"])
+def test_a_question_over_the_context_cap_ends_at_reset_and_rollout_reports_it(frames_spec, mode):
+    from matpo_gym.envs.overrides import apply_overrides
+    from matpo_gym.policies.scripted import SearchReadPolicy
+    from matpo_gym.rollout import EpisodeRequest, rollout
+
+    spec = apply_overrides(frames_spec, ["total_tokens=20"])  # less than any system prompt
+    env = MatpoEnv(spec, mode=mode)
+    _, info = env.reset(options={"index": 0})
+    assert info["stop_reason"] == "context_limit" and info["role"] is None
+    assert info["result"].score == 0.0 and info["result"].prediction is None
+    with pytest.raises(RuntimeError, match="over"):
+        env.prompt()
+    tasks = list(env.tasks)[:3]
+    results = list(rollout(lambda: MatpoEnv(spec, mode=mode), SearchReadPolicy(),
+                           [EpisodeRequest(t, t.id) for t in tasks], batch_size=2))
+    assert sorted(r.task_id for r in results) == sorted(t.id for t in tasks)
+    assert all(r.stop_reason == "context_limit" for r in results)
+
+
 def test_ansi_render_shows_the_transcript(frames_spec):
     env = MatpoEnv(frames_spec, mode="single", render_mode="ansi")
     env.reset(options={"index": 0})

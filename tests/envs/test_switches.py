@@ -273,6 +273,21 @@ def test_worker_total_budget(frames_spec, forced):
     assert env.episode.stop_reason is None, "the planner goes on"
 
 
+def test_total_tokens_caps_every_role_without_its_own(frames_spec):
+    single = make_env(frames_spec, mode="single")
+    start = tokens(single)
+    shared = make_env(frames_spec, f"total_tokens={start + 200}", mode="single")
+    _, _, _, truncated, info = shared.step(call("browse", url=gold_url(shared)))
+    assert truncated and info["result"].stop_reason == "context_limit"
+    own = make_env(frames_spec, f"total_tokens={start + 200}", f"single_total_tokens={start + 5000}", mode="single")
+    _, _, terminated, truncated, _ = own.step(call("browse", url=gold_url(own)))
+    assert not (terminated or truncated), "a role's own cap wins over the shared one"
+    planner = make_env(frames_spec, f"total_tokens={start + 200}")
+    planner.step(call("worker", subtask="look"))
+    planner.step(call("browse", url=gold_url(planner)))
+    assert planner.prompt().role.value == "worker" and seen(planner)[-1] == SUMMARY_REQUEST
+
+
 # -- leakage_guard ----------------------------------------------------------------------------
 
 

@@ -232,6 +232,25 @@ def test_worlds_collected_in_parallel_processes_equal_one_by_one(tiny_model_dir,
     assert one_by_one and trainer.samples == one_by_one
 
 
+def test_sft_decompose_demonstrates_one_worker_per_hop(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from matpo_gym.envs.overrides import apply_overrides
+    from matpo_gym.trainers.sft import SFTTrainer
+
+    spec = apply_overrides(load_env_spec("world-frames"), ["source.difficulty=medium", "world.num_entities=150"])
+    counts = {}
+    for decompose in (False, True):
+        trainer = SFTTrainer(TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-frames", out=tmp_path,
+                                         sft_demos=4, sft_mode="matpo", sft_decompose=decompose, quiet=True))
+        trainer.tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)  # all that collecting needs
+        demos = trainer.demonstrations(spec)
+        planners = [d for d in demos if d.role == "planner"]
+        assert len(planners) == 4, "every two-hop question is answered, whole or hop by hop"
+        counts[decompose] = sum(d.role == "worker" for d in demos) / len(planners)
+    assert counts == {False: 1.0, True: 2.0}
+
+
 def test_sampled_held_out_evaluation_plays_the_training_policy(tiny_model_dir, tmp_path):
     """With ``eval_samples`` the held-out questions are also played by the sampling policy; at
     temperature 0 that policy is the greedy one, so both evaluations must agree exactly."""
