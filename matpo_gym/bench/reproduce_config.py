@@ -11,7 +11,7 @@ from typing import Any, Literal
 from matpo_gym.bench.results import write_bytes_atomic
 from matpo_gym.config import ConfigError, to_dict
 
-Preset = Literal["cpu", "gpu", "smoke"]
+Preset = Literal["cpu", "pressure", "gpu", "smoke"]
 ContextLimit = Literal["window", "total"]
 CONTEXT_LIMITS: tuple[str, ...] = ("window", "total")
 METHODS = {"grpo": "single", "matpo": "matpo"}
@@ -22,8 +22,10 @@ METHODS = {"grpo": "single", "matpo": "matpo"}
 class ReproduceConfig:
     """MATPO vs single-agent GRPO on the offline world: SFT, RL, evaluation grid, report.
 
-    Fields left at ``None`` take the preset's value (``cpu``: a 2-core CPU machine, a few hours;
-    ``gpu``: a bigger model and more steps for one GPU; ``smoke``: seconds, for tests).
+    Fields left at ``None`` take the preset's value (``cpu``: one-hop questions on a 2-core CPU
+    machine, a few hours; ``pressure``: the same budget on two-hop questions under a context cap a
+    single agent's pages overflow and one worker per hop fits; ``gpu``: a bigger model and more
+    steps for one GPU; ``smoke``: seconds, for tests).
     """
 
     preset: Preset = "cpu"
@@ -145,6 +147,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(384, 512, 768, 1024),
         eval_questions=24, eval_samples=8, filler_paragraphs=0, browse_max_chars=450, search_top_k=2,
         context_tokens=1024, context_limit="window", summary_chars=300, decompose=False,
+        hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
+        sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
+        rl_steps=36, questions_per_step=8, group_size=4, max_new_tokens=64,
+        rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=12, curve_questions=16, curve_samples=4,
+    ),
+    "pressure": dict(
+        train_family="frames", eval_families=("frames", "webwalker", "gaia"), difficulty="medium",
+        rl_world_seed=100, seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(640, 704, 768, 1024),
+        eval_questions=24, eval_samples=8, filler_paragraphs=0, browse_max_chars=450, search_top_k=2,
+        context_tokens=704, context_limit="total", summary_chars=300, decompose=True,
         hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
         sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=36, questions_per_step=8, group_size=4, max_new_tokens=64,

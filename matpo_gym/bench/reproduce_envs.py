@@ -51,9 +51,10 @@ class EnvFiles:
 
 
 def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: int,
-              world_seed: int | None = None) -> EnvSpec:
+              world_seed: int | None = None, capped: bool = True) -> EnvSpec:
     """The base env with this reproduction's family, world and pressure knobs; ``world_seed``
-    defaults to the RL world (the SFT env passes the base env's own)."""
+    defaults to the RL world (the SFT env passes the base env's own). ``capped``: with
+    ``context_limit = "total"``, every role's whole conversation is capped at ``context_tokens``."""
     base = load_env_spec(config.base_env)
     seed = config.rl_world_seed if world_seed is None else world_seed
     difficulty = config.difficulty or None
@@ -69,16 +70,19 @@ def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: 
         tools=replace(base.tools, browse_max_chars=config.browse_max_chars, search_top_k=config.search_top_k),
         limits=replace(base.limits, planner_turns=config.turns, worker_turns=config.turns,
                        single_turns=config.turns, context_tokens=context_tokens,
-                       total_tokens=context_tokens if config.context_limit == "total" else None,
+                       total_tokens=context_tokens if capped and config.context_limit == "total" else None,
                        summary_chars=config.summary_chars),
         scoring=replace(base.scoring, format_weight=config.format_weight),
     )
 
 
 def sft_spec(config: ReproduceConfig) -> EnvSpec:
-    """The env SFT's demonstrations start from: the training family on the base env's world."""
+    """The env SFT's demonstrations start from: the training family on the base env's world, with
+    the largest context budget of the run and no cap on a conversation, so a single agent's
+    demonstrations show every page it reads; the cap is a condition RL and evaluation play under."""
     base_seed = load_env_spec(config.base_env).world.seed
-    return make_spec(config, config.train_family, "train", config.context_tokens, world_seed=base_seed)
+    budget = max((config.context_tokens, *config.context_sweep))
+    return make_spec(config, config.train_family, "train", budget, world_seed=base_seed, capped=False)
 
 
 def sft_demonstration_worlds(config: ReproduceConfig) -> list[WorldSpec]:

@@ -24,6 +24,7 @@ from matpo_gym.bench.summary import ModeSummary, format_categories, format_table
 from matpo_gym.config import to_dict
 from matpo_gym.core.trajectory import EpisodeResult
 from matpo_gym.data.tasks import Task
+from matpo_gym.envs.context import approx_tokens
 from matpo_gym.envs.gym_env import MatpoEnv
 from matpo_gym.envs.spec import MODES, EnvSpec, load_env_spec
 from matpo_gym.policies.base import Policy
@@ -246,9 +247,12 @@ def run(
         judge = LLMJudge(load_policy(config.judge), kind=config.judge_kind)
         scorer = judge_scorer(judge, fallback_metric=fallback)
     summaries = []
+    # a model policy's own tokenizer sizes the context budgets, as in training; others: an estimate
+    count_tokens = getattr(policy, "count_tokens", approx_tokens)
     for mode in modes:
         def make_env(mode: str = mode) -> MatpoEnv:
-            return MatpoEnv(spec, mode=mode, split=config.split, noise=noise, scorer=scorer)  # type: ignore[arg-type]
+            return MatpoEnv(spec, mode=mode, split=config.split, noise=noise, scorer=scorer,  # type: ignore[arg-type]
+                            count_tokens=count_tokens)
 
         probe = make_env()
         tasks = select_tasks(probe, config.limit, config.seed)

@@ -40,7 +40,7 @@ def test_each_written_env_reads_back_as_the_env_it_was_written_from(tmp_path, mo
     assert files.sft != files.train  # same family and split, another world: the names must not collide
 
 
-@pytest.mark.parametrize("preset", ["cpu", "gpu", "smoke"])
+@pytest.mark.parametrize("preset", ["cpu", "pressure", "gpu", "smoke"])
 def test_rl_trains_and_every_model_is_evaluated_on_a_world_sft_never_imitated(tmp_path, preset):
     config = ReproduceConfig(preset=preset, out=tmp_path / "out", report=tmp_path / "report").resolved()
     files = write_envs(config)
@@ -65,3 +65,43 @@ def test_a_world_with_fewer_held_out_questions_than_planned_is_refused(tmp_path)
                              eval_questions=10).resolved()
     with pytest.raises(ConfigError, match=r"held-out frames-like questions, fewer than eval_questions = 10"):
         write_envs(config)
+
+
+def test_the_pressure_preset_caps_rl_and_evaluation_but_not_the_demonstrations(tmp_path):
+    config = ReproduceConfig(preset="pressure", out=tmp_path / "out", report=tmp_path / "report").resolved()
+    files = write_envs(config)
+    for path in [files.train, *files.eval.values()]:
+        assert load_env_spec(str(path)).limits.total_budget("single") == config.context_tokens, path
+    for budget, path in files.sweep.items():
+        assert load_env_spec(str(path)).limits.total_budget("worker") == budget
+    sft = load_env_spec(str(files.sft)).limits
+    assert sft.total_budget("single") is None and sft.context_tokens == max(config.context_sweep)
+
+
+def test_under_the_pressure_preset_one_worker_per_hop_reads_less_than_a_single_agent(tmp_path):
+    """The setting the preset exists for, shown by its demonstrator before any training: a single
+    agent carries both pages of a two-hop question, each worker one."""
+    from matpo_gym.envs.context import MESSAGE_OVERHEAD, approx_tokens
+    from matpo_gym.envs.gym_env import MatpoEnv
+    from matpo_gym.envs.overrides import apply_overrides
+    from matpo_gym.policies.scripted import SearchReadPolicy
+    from matpo_gym.rollout import EpisodeRequest, rollout
+
+    config = ReproduceConfig(preset="pressure", out=tmp_path / "out", report=tmp_path / "report").resolved()
+    spec = apply_overrides(load_env_spec(str(write_envs(config).eval["frames"])), ["limits.total_tokens=none"])
+
+    def longest(mode: str) -> dict[str, dict[str, int]]:
+        """Per question, each role's longest whole conversation."""
+        tasks = list(MatpoEnv(spec, mode=mode).tasks)[:12]
+        requests = [EpisodeRequest(task, task.id) for task in tasks]
+        found: dict[str, dict[str, int]] = {}
+        for result in rollout(lambda: MatpoEnv(spec, mode=mode), SearchReadPolicy(decompose=True), requests):
+            for t in result.trajectories:
+                tokens = sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in t.messages)
+                roles = found.setdefault(result.task_id, {})
+                roles[t.role.value] = max(tokens, roles.get(t.role.value, 0))
+        return found
+
+    single, split = longest("single"), longest("matpo")
+    lighter = [max(roles["worker"], roles["planner"]) * 1.15 < single[q]["single"] for q, roles in split.items()]
+    assert sum(lighter) >= 0.75 * len(lighter)

@@ -141,3 +141,29 @@ def test_llm_judge_scores_and_its_verdicts_are_recorded(tmp_path, monkeypatch):
     for record in records:
         assert record["metrics"]["judge"] == 1.0 and "exact_match" in record["metrics"]
         assert record["judge"]["label"] == "CORRECT" and record["gold"] in record["judge"]["prompt"]
+
+
+def test_a_model_policys_own_tokenizer_sizes_the_context_budget(tiny_model_dir, tmp_path):
+    """The budgets count the tokens the model reads, as in training, not a word estimate."""
+    from matpo_gym.envs.context import MESSAGE_OVERHEAD, approx_tokens
+    from matpo_gym.envs.gym_env import MatpoEnv
+    from matpo_gym.policies.hf import HFPolicy
+
+    policy = HFPolicy(str(tiny_model_dir), max_new_tokens=4, device="cpu")
+    from matpo_gym.bench.run import select_tasks
+
+    env = MatpoEnv("world-tiny", mode="single")
+    env.reset(options={"task": select_tasks(env, 1, 0)[0]})  # the question the run below plays
+    opening = env.episode.trajectories[0].messages
+    estimated = sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in opening)
+    exact = sum(policy.count_tokens(m.content) + MESSAGE_OVERHEAD for m in opening)
+    assert abs(exact - estimated) >= 6, "the tiny tokenizer and the word estimate disagree on this prompt"
+    cap = (estimated + exact) // 2  # between the two counts: only one of them fits
+    run(RunConfig(env="world-tiny", mode="single", limit=1, seed=0, out=tmp_path, name="r", quiet=True,
+                  set=(f"single_total_tokens={cap}",)), policy)
+    records = read_records(tmp_path / "r" / "single.jsonl")
+    first_turns = [r["trajectories"][0]["turns"] for r in records]
+    if exact > cap:
+        assert {r["stop_reason"] for r in records} == {"context_limit"} and not any(first_turns)
+    else:
+        assert all(first_turns), "the model's tokens fit the cap, so the model plays"
