@@ -166,7 +166,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="", rl_world_seed=100,
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(768, 1024, 1536, 2048),
         eval_questions=100, eval_samples=4, filler_paragraphs=2, browse_max_chars=1600, search_top_k=3,
-        context_tokens=1536, context_limit="total",
+        context_tokens=1024, context_limit="total",
         summary_chars=400, decompose=True, hidden_size=512, num_layers=8, vocab_size=4096, num_entities=1500,
         sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=60, questions_per_step=32, group_size=8, max_new_tokens=96,

@@ -39,11 +39,14 @@ _COUNT = re.compile(r"^\s*how many\b", re.IGNORECASE)
 _ROW = re.compile(r"^([A-Z][^:\n]{0,40}): (.+)$", re.MULTILINE)
 _NAME = r"(?:The )?[A-Z][\w'-]*(?:(?: of| the| and)? [A-Z][\w'-]*)*"
 _RELATION = re.compile(
-    r"\bthe (?:birthplace|country|mayor|capital|founder|headquarters|author|artist|company|book|album)\b"
-    rf"(?:(?!\bthe\b)[a-z ])*? {_NAME}(?: lies\b)?"
+    rf"\bthe (?:country in which {_NAME} lies\b"
+    rf"|(?:birthplace|mayor|capital|founder|headquarters city|author) of {_NAME}"
+    rf"|(?:artist who recorded|company headquartered in|company founded by|book written by|album recorded by) {_NAME})"
 )
-"""A phrase that names an entity by its link from a named one ("the capital of Taejouia"); no
-``the`` inside, so of nested phrases the innermost matches."""
+"""A phrase that names an entity by its link from a named one ("the capital of Taejouia"). Its
+argument is a name, so of nested phrases the innermost matches."""
+_WHOLE = re.compile(r"^(?:what|who|which)(?: \w+)? (?:is|was) \?$", re.IGNORECASE)
+"""What is left of a question that only asks for the entity a link phrase names."""
 _REPORTED = re.compile(r"Answer: (.+)")
 
 
@@ -175,6 +178,8 @@ class SearchReadPolicy:
         if match is None:
             return None
         phrase = match.group(0)
+        if _WHOLE.match(question.replace(phrase, "", 1)):
+            return None  # the question is this last hop: a worker answers it as asked
         return f"What is {phrase}?", lambda answer: question.replace(phrase, answer, 1)
 
     # -- researcher (worker or single agent) -----------------------------------------------------

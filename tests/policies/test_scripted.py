@@ -23,6 +23,8 @@ from matpo_gym.rollout import EpisodeRequest, rollout
          "What is the author of The Distant Engine?", "What is the height of ANSWER in centimetres?"),
         ("What is the population of the capital of the country in which Skiaport lies?",
          "What is the country in which Skiaport lies?", "What is the population of the capital of ANSWER?"),
+        ("What is the country in which the birthplace of the author of The Iron Signal lies?",
+         "What is the author of The Iron Signal?", "What is the country in which the birthplace of ANSWER lies?"),
     ],
 )
 def test_the_innermost_link_phrase_is_the_next_hop(question, subtask, rewritten):
@@ -32,14 +34,16 @@ def test_the_innermost_link_phrase_is_the_next_hop(question, subtask, rewritten)
 
 
 @pytest.mark.parametrize("question", ["In what year was The Engine of Lelkrux released?",
-                                      "What is the elevation of Ulethgard in metres?"])
+                                      "What is the elevation of Ulethgard in metres?",
+                                      "What is the capital of Taejouia?"])
 def test_a_one_hop_question_has_no_hop_to_split_off(question):
     assert SearchReadPolicy(decompose=True)._next_hop(question) is None
     assert SearchReadPolicy()._next_hop("In what year was the birthplace of Krolmeim Trajial founded?") is None
 
 
-def play(mode: str, decompose: bool, *overrides: str, n: int = 12):
-    spec = apply_overrides(load_env_spec("world-frames"), ["source.difficulty=medium", *overrides])
+def play(mode: str, decompose: bool, *overrides: str, n: int = 12, env: str = "world-frames",
+         difficulty: str = "medium"):
+    spec = apply_overrides(load_env_spec(env), [f"source.difficulty={difficulty}", *overrides])
 
     def make() -> MatpoEnv:
         return MatpoEnv(spec, mode=mode, split="test")  # type: ignore[arg-type]
@@ -86,3 +90,16 @@ def test_a_shared_context_cap_between_them_stops_the_single_agent_not_the_worker
     matpo = play("matpo", True, f"total_tokens={cap}")
     assert all(r.stop_reason == "context_limit" for r in single)
     assert sum(r.score for r in matpo) / len(matpo) >= 0.9
+
+
+def test_three_hop_chains_are_solved_one_hop_per_worker():
+    """A delegated worker follows at most two links; one worker per hop has no such limit."""
+    spec = apply_overrides(load_env_spec("world-musique"), ["source.difficulty=none"])
+    tasks = [t for t in MatpoEnv(spec, mode="matpo", split="train").tasks if t.metadata["hops"] == 3][:12]
+    assert len(tasks) == 12
+    scores = {}
+    for decompose in (False, True):
+        results = rollout(lambda: MatpoEnv(spec, mode="matpo", split="train"), SearchReadPolicy(decompose=decompose),
+                          [EpisodeRequest(t, t.id) for t in tasks], batch_size=16)
+        scores[decompose] = sum(r.score for r in results) / len(tasks)
+    assert scores[True] >= 0.9 and scores[True] > scores[False]
