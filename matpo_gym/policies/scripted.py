@@ -8,8 +8,8 @@ follows a linked row when the question asks about something one hop away ("the f
 In MATPO mode its planner delegates the whole question to one worker and answers with the
 worker's conclusion; with ``decompose=True`` it sends one worker per hop instead ("the founder of
 X" first, then the question with the founder's name in its place), so each worker reads one page
-and the planner holds only their reports. It cannot do arithmetic, so it solves one- and two-hop
-lookups only.
+and the planner holds only their reports. It cannot do arithmetic, so it solves lookups only: of
+one or two hops, or, decomposing, a chain of any length.
 """
 
 from __future__ import annotations
