@@ -211,7 +211,7 @@ class Plan:
         if cfg.algo == "sft":
             demos = (f"a batch of {cfg.sft_batch_size} trajectories from up to {cfg.sft_demos:,} "
                      f"scripted episodes per mode and world ({cfg.sft_mode}, {cfg.sft_worlds} world(s); "
-                     f"correct ones kept)")
+                     f"{'one worker per hop; ' if cfg.sft_decompose else ''}correct ones kept)")
             return [("per step", demos), ("", call)]
         rollouts, turns = self.rollouts_per_step, self.max_turns_per_rollout
         share = math.ceil(cfg.questions_per_step / self.launch.processes) * cfg.group_size
