@@ -61,15 +61,25 @@ def _cut_content(message: Message, budget: int, count: TokenCounter) -> tuple[Me
     return Message(message.role, kept + marker, message.name), len(text) - len(kept)
 
 
+def message_tokens(message: Message, count: TokenCounter = approx_tokens) -> int:
+    """What one message costs a budget: its content plus the template's overhead around it."""
+    return count(message.content) + MESSAGE_OVERHEAD
+
+
+def conversation_tokens(messages: Sequence[Message], count: TokenCounter = approx_tokens) -> int:
+    """What a whole conversation costs, untruncated: the measure the whole-conversation caps use."""
+    return sum(message_tokens(m, count) for m in messages)
+
+
 def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = approx_tokens) -> Fitted:
     """Keep head (system + first user message) and the longest tail that fits in ``limit`` tokens."""
-    sizes = [count(m.content) + MESSAGE_OVERHEAD for m in messages]
+    sizes = [message_tokens(m, count) for m in messages]
     total = sum(sizes)
     if total <= limit:
         return Fitted(tuple(messages), total, 0, 0)
     head_len = min(2, len(messages))
     head, head_tokens = list(messages[:head_len]), sum(sizes[:head_len])
-    note_tokens = count(_note(len(messages)).content) + MESSAGE_OVERHEAD
+    note_tokens = message_tokens(_note(len(messages)), count)
     budget = limit - head_tokens - note_tokens
     tail: list[Message] = []
     tail_tokens = 0
@@ -83,7 +93,7 @@ def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = a
     if not tail and len(messages) > head_len:
         latest, cut_chars = _cut_content(messages[-1], max(budget, MESSAGE_OVERHEAD + 1), count)
         tail = [latest]
-        tail_tokens = count(latest.content) + MESSAGE_OVERHEAD
+        tail_tokens = message_tokens(latest, count)
         dropped = len(messages) - head_len - 1
     elif not tail:
         # only the head is there and it alone is too long: cut the first user message

@@ -32,11 +32,11 @@ from matpo_gym.core.messages import Message, Prompt, Role
 from matpo_gym.core.trajectory import UNKNOWN_TOOL, EpisodeResult, EpisodeStats, Trajectory, Turn
 from matpo_gym.data.tasks import Task
 from matpo_gym.envs.context import (
-    MESSAGE_OVERHEAD,
     Fitted,
     TokenCounter,
     approx_tokens,
     fit_context,
+    message_tokens,
 )
 from matpo_gym.envs.prompts import WORKER_TOOL, PromptSet, question_message
 from matpo_gym.envs.spec import LimitsSpec, Mode
@@ -261,7 +261,7 @@ class Episode:
         """Tokens of the agent's whole, untruncated conversation, counted as fit_context does."""
         messages = agent.trajectory.messages
         for message in messages[agent.counted_messages :]:
-            agent.conversation_tokens += self.count_tokens(message.content) + MESSAGE_OVERHEAD
+            agent.conversation_tokens += message_tokens(message, self.count_tokens)
         agent.counted_messages = len(messages)
         return agent.conversation_tokens
 

@@ -125,10 +125,7 @@ class MatpoEnv(gym.Env[Observation, str]):
             tool_timeout=self.spec_config.tools.timeout_s,
             site_base=self.site.base_url if self.site is not None else None,
         )
-        info = self._info()
-        if self.episode.done:  # the question alone is over a context cap: nothing to play
-            info["result"] = self.episode.result()
-        return self._observation(), info
+        return self._observation(), self._info()  # done already when the question alone is over a context cap
 
     def step(self, action: Any) -> tuple[Observation, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply the acting role's text.
@@ -157,12 +154,7 @@ class MatpoEnv(gym.Env[Observation, str]):
         info = self._info()
         if outcome.tool_result is not None:
             info["tool_result"] = outcome.tool_result
-        reward = 0.0
-        if self.episode.done:
-            result = self.episode.result()
-            info["result"] = result
-            info["trajectories"] = result.trajectories
-            reward = result.reward
+        reward = info["result"].reward if self.episode.done else 0.0
         return self._observation(), reward, outcome.terminated, outcome.truncated, info
 
     def render(self) -> str | None:
@@ -204,11 +196,16 @@ class MatpoEnv(gym.Env[Observation, str]):
         return prompt_observation(prompt, sum(len(t.turns) for t in self.episode.trajectories))
 
     def _info(self) -> dict[str, Any]:
+        """Where the episode stands; once it is over, also its scored ``result`` and trajectories."""
         assert self.episode is not None
-        return {
+        info: dict[str, Any] = {
             "task_id": self.episode.task.id,
             "episode_id": self.episode.episode_id,
             "role": None if self.episode.done else self.episode.acting.role.value,
             "stop_reason": self.episode.stop_reason,
             "stats": self.episode.stats,
         }
+        if self.episode.done:
+            result = self.episode.result()
+            info["result"], info["trajectories"] = result, result.trajectories
+        return info

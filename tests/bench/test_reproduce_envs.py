@@ -81,7 +81,7 @@ def test_the_pressure_preset_caps_rl_and_evaluation_but_not_the_demonstrations(t
 def test_under_the_pressure_preset_one_worker_per_hop_reads_less_than_a_single_agent(tmp_path):
     """The setting the preset exists for, shown by its demonstrator before any training: a single
     agent carries both pages of a two-hop question, each worker one."""
-    from matpo_gym.envs.context import MESSAGE_OVERHEAD, approx_tokens
+    from matpo_gym.envs.context import conversation_tokens
     from matpo_gym.envs.gym_env import MatpoEnv
     from matpo_gym.envs.overrides import apply_overrides
     from matpo_gym.policies.scripted import SearchReadPolicy
@@ -97,7 +97,7 @@ def test_under_the_pressure_preset_one_worker_per_hop_reads_less_than_a_single_a
         found: dict[str, dict[str, int]] = {}
         for result in rollout(lambda: MatpoEnv(spec, mode=mode), SearchReadPolicy(decompose=True), requests):
             for t in result.trajectories:
-                tokens = sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in t.messages)
+                tokens = conversation_tokens(t.messages)
                 roles = found.setdefault(result.task_id, {})
                 roles[t.role.value] = max(tokens, roles.get(t.role.value, 0))
         return found

@@ -145,7 +145,7 @@ def test_llm_judge_scores_and_its_verdicts_are_recorded(tmp_path, monkeypatch):
 
 def test_a_model_policys_own_tokenizer_sizes_the_context_budget(tiny_model_dir, tmp_path):
     """The budgets count the tokens the model reads, as in training, not a word estimate."""
-    from matpo_gym.envs.context import MESSAGE_OVERHEAD, approx_tokens
+    from matpo_gym.envs.context import conversation_tokens
     from matpo_gym.envs.gym_env import MatpoEnv
     from matpo_gym.policies.hf import HFPolicy
 
@@ -155,8 +155,8 @@ def test_a_model_policys_own_tokenizer_sizes_the_context_budget(tiny_model_dir, 
     env = MatpoEnv("world-tiny", mode="single")
     env.reset(options={"task": select_tasks(env, 1, 0)[0]})  # the question the run below plays
     opening = env.episode.trajectories[0].messages
-    estimated = sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in opening)
-    exact = sum(policy.count_tokens(m.content) + MESSAGE_OVERHEAD for m in opening)
+    estimated = conversation_tokens(opening)
+    exact = conversation_tokens(opening, policy.count_tokens)
     assert abs(exact - estimated) >= 6, "the tiny tokenizer and the word estimate disagree on this prompt"
     cap = (estimated + exact) // 2  # between the two counts: only one of them fits
     run(RunConfig(env="world-tiny", mode="single", limit=1, seed=0, out=tmp_path, name="r", quiet=True,

@@ -9,7 +9,7 @@ import pytest
 from matpo_gym.core.actions import Answer, ToolCall
 from matpo_gym.core.trajectory import TOOL_COUNTERS, UNKNOWN_TOOL, EpisodeStats
 from matpo_gym.envs import MatpoEnv
-from matpo_gym.envs.context import MESSAGE_OVERHEAD
+from matpo_gym.envs.context import conversation_tokens
 from matpo_gym.envs.overrides import apply_overrides
 from matpo_gym.envs.spec import EnvSpec, load_env_spec
 from matpo_gym.envs.worker_report import SUMMARY_REQUEST
@@ -146,8 +146,7 @@ def test_a_worker_over_its_budget_is_one_context_limit_stop(frames_spec, forced)
 def test_a_total_budget_stop_is_counted_and_ends_the_episode(frames_spec):
     env = MatpoEnv(frames_spec, mode="single")
     env.reset(options={"index": 0})
-    count = env.episode.count_tokens
-    start = sum(count(m.content) + MESSAGE_OVERHEAD for m in env.episode.acting.messages)
+    start = conversation_tokens(env.episode.acting.messages, env.episode.count_tokens)
     spec = apply_overrides(frames_spec, [f"single_total_tokens={start + 1500}"])
     env = MatpoEnv(spec, mode="single")
     env.reset(options={"index": 0})

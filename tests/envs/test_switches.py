@@ -6,7 +6,7 @@ import pytest
 
 from matpo_gym.core.actions import Answer, ToolCall
 from matpo_gym.envs import MatpoEnv
-from matpo_gym.envs.context import MESSAGE_OVERHEAD
+from matpo_gym.envs.context import conversation_tokens
 from matpo_gym.envs.overrides import apply_overrides
 from matpo_gym.envs.spec import EnvSpec, load_env_spec
 from matpo_gym.envs.worker_report import NO_SUMMARY, STOPPED, SUMMARY_CUT, SUMMARY_REQUEST
@@ -38,8 +38,7 @@ def seen(env: MatpoEnv) -> list[str]:
 
 def tokens(env: MatpoEnv) -> int:
     """The acting role's whole conversation, counted as the episode counts it."""
-    count = env.episode.count_tokens
-    return sum(count(m.content) + MESSAGE_OVERHEAD for m in env.episode.acting.messages)
+    return conversation_tokens(env.episode.acting.messages, env.episode.count_tokens)
 
 
 def gold_url(env: MatpoEnv) -> str:

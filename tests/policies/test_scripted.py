@@ -7,7 +7,7 @@ import re
 import pytest
 
 from matpo_gym.envs import MatpoEnv
-from matpo_gym.envs.context import MESSAGE_OVERHEAD, approx_tokens
+from matpo_gym.envs.context import conversation_tokens
 from matpo_gym.envs.overrides import apply_overrides
 from matpo_gym.envs.spec import load_env_spec
 from matpo_gym.policies.scripted import SearchReadPolicy
@@ -55,7 +55,7 @@ def play(mode: str, decompose: bool, *overrides: str, n: int = 12, env: str = "w
 
 def demand(results, role: str) -> list[int]:
     """Tokens of each ``role`` trajectory's whole conversation, as the env counts them."""
-    return [sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in t.messages)
+    return [conversation_tokens(t.messages)
             for r in results for t in r.trajectories if t.role.value == role]
 
 
