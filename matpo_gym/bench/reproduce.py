@@ -91,7 +91,8 @@ def rl_config(config: ReproduceConfig, algo: str, seed: int, init: Path, envs: E
         questions_per_step=config.questions_per_step, group_size=config.group_size, lr=config.rl_lr,
         kl_coef=config.rl_kl_coef,
         temperature=1.0, max_new_tokens=config.max_new_tokens, eval_every=config.eval_every,
-        eval_questions=config.curve_questions, eval_samples=config.curve_samples, save_every=config.rl_steps, seed=seed,
+        eval_questions=config.curve_questions, eval_samples=config.curve_samples,
+        save_every=max(1, config.rl_steps // 3), seed=seed,  # an interrupted run loses a third at most
         rollout_batch=max(64, config.questions_per_step * config.group_size), device=config.device, quiet=config.quiet,
     )
 
@@ -133,10 +134,9 @@ def evaluation_plan(config: ReproduceConfig, method: str = "grpo") -> list[list[
     """(label, noise rate) of every evaluation cell of a model trained by ``method``, in order of
     what the report needs first: every family at the first noise rate (the main table), the sampled
     cell (the held-out reward RL maximises), then the context sweep (label ``ctx<budget>``: few
-    cells, and the question the setting exists for), then the other noise rates. Each tier is run
-    for every model before the next starts, so a run cut short still has a complete main table.
-    The SFT warm start is the table's reference row, not a compared method: its noise tier is
-    empty."""
+    cells, and the question the setting exists for), then the other noise rates (see
+    :data:`EARLY_TIERS` for when each tier runs). The SFT warm start is the table's reference row,
+    not a compared method: its noise tier is empty."""
     first, *others = config.noise_rates
     sweep = [(f"ctx{ctx}", 0.0) for ctx in config.context_sweep if sweep_label(config, ctx) == f"ctx{ctx}"]
     tiers = [[(family, first) for family in config.eval_families],
@@ -224,23 +224,39 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
         model_dir = build_model(config)
         _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
         sft = train_sft(config, model_dir, envs)
-        models = []
-        for method, mode, seed in model_plan(config):
-            checkpoint = sft
-            if method != "sft":
+        plan = {method: evaluation_tiers(config, envs, method) for method in ("sft", *METHODS)}
+        early, late = slice(0, EARLY_TIERS), slice(EARLY_TIERS, None)
+        models = [Model(method, mode, seed, sft) for method, mode, seed in model_plan(config) if method == "sft"]
+        _evaluate_tiers(config, models, plan, early, stream)
+        for seed in config.seeds:
+            trained = []
+            for method, mode in METHODS.items():
                 folder = config.out / f"{method}-seed{seed}"
                 _say(stream, f"[2/4] {method} seed {seed} ({config.rl_steps} steps) -> {folder}")
-                checkpoint = _train(rl_config(config, method, seed, sft, envs))
-            models.append(Model(method, mode, seed, checkpoint))
-        tiers = {method: evaluation_tiers(config, envs, method) for method in ("sft", *METHODS)}
-        for tier in range(len(tiers["sft"])):
-            for index, model in enumerate(models, 1):
-                if tiers[model.method][tier]:
-                    _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) "
-                                 f"[tier {tier + 1}/{len(tiers['sft'])}, model {index}/{len(models)}]")
-                    evaluate(config, model, tiers[model.method][tier])
+                trained.append(Model(method, mode, seed, _train(rl_config(config, method, seed, sft, envs))))
+            _evaluate_tiers(config, trained, plan, early, stream)
+            models += trained
+        _evaluate_tiers(config, models, plan, late, stream)
     _say(stream, f"[4/4] report -> {config.report}")
     return build_report(config)
+
+
+EARLY_TIERS = 3
+"""Tiers each seed's models are evaluated on as soon as they are trained (the main table, the
+sampled cell, the context sweep); the other noise rates wait until every seed is trained, so a
+run cut short during RL still reports every seed it finished, both methods alike."""
+
+
+def _evaluate_tiers(config: ReproduceConfig, models: list[Model], plan: dict[str, list[list[Cell]]],
+                    tiers: slice, stream: TextIO) -> None:
+    """Evaluate ``models`` tier by tier (every model on a tier before the next tier starts)."""
+    count = len(plan["sft"])
+    for tier in range(count)[tiers]:
+        for index, model in enumerate(models, 1):
+            if plan[model.method][tier]:
+                _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) "
+                             f"[tier {tier + 1}/{count}, model {index}/{len(models)}]")
+                evaluate(config, model, plan[model.method][tier])
 
 
 def _say(stream: TextIO, text: str) -> None:

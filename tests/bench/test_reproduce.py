@@ -5,6 +5,7 @@ rerun resumes instead of retraining."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 from pathlib import Path
@@ -29,7 +30,9 @@ def records(path: Path) -> list[dict]:
 def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReproduceConfig, Path]:
     root = tmp_path_factory.mktemp("reproduce")
     config = ReproduceConfig(preset="smoke", out=root / "out", report=root / "report", device="cpu", quiet=True)
-    report = reproduce(config)
+    stream = io.StringIO()
+    report = reproduce(config, stream=stream)
+    (root / "stages.log").write_text(stream.getvalue())
     return config.resolved(), report
 
 
@@ -126,6 +129,28 @@ def test_numbers_come_from_the_records(repro):
     assert len(runs) > 2 * len(config.seeds)
     per_run = [max(r["seconds"] for r in records(path)) for path in runs]
     assert math.isclose(data["compute_seconds"]["evaluation"], sum(per_run))
+
+
+def test_each_seed_is_evaluated_as_soon_as_it_is_trained(repro):
+    """A run stopped while a later seed trains already holds both methods' main-table, sampled and
+    context-sweep results for every earlier seed; the other noise rates come after all training."""
+    config, _ = repro
+    lines = (config.out.parent / "stages.log").read_text().splitlines()
+
+    def first(prefix: str) -> int:
+        return next(i for i, line in enumerate(lines) if line.startswith(prefix))
+
+    tiers = 4
+    for seed, later in zip(config.seeds, [*config.seeds[1:], None]):
+        trained = first(f"[2/4] matpo seed {seed}")
+        for method, mode in (("grpo", "single"), ("matpo", "matpo")):
+            for tier in range(1, tiers):
+                evaluated = first(f"[3/4] evaluate {method} ({mode}, seed {seed}) [tier {tier}/{tiers}")
+                assert trained < evaluated
+                if later is not None:
+                    assert evaluated < first(f"[2/4] grpo seed {later}")
+    assert first(f"[3/4] evaluate grpo (single, seed {config.seeds[0]}) [tier {tiers}/{tiers}") > first(
+        f"[2/4] matpo seed {config.seeds[-1]}")
 
 
 def test_both_methods_get_the_same_budget(repro):
