@@ -35,6 +35,7 @@ from matpo_gym.bench.reproduce_config import (
 )
 from matpo_gym.bench.reproduce_envs import EnvFiles, write_envs
 from matpo_gym.bench.results import read_jsonl, write_bytes_atomic
+from matpo_gym.config import ConfigError
 
 # -- stages --------------------------------------------------------------------------------------
 
@@ -48,6 +49,34 @@ def build_model(config: ReproduceConfig) -> Path:
         num_heads=max(1, hidden // 64), num_kv_heads=max(1, hidden // 128), intermediate_size=hidden * 8 // 3,
         num_entities=config.num_entities,
     ))
+
+
+TURN_CHECK_QUESTIONS = 32
+"""Training questions per mode whose demonstrations :func:`check_turn_budget` measures."""
+
+
+def longest_demonstrated_turn(config: ReproduceConfig, envs: EnvFiles, model: Path) -> int:
+    """Tokens of the longest turn the demonstrator plays on a sample of SFT's questions, in the
+    model's own tokenizer and template (its end-of-turn token included)."""
+    from transformers import AutoTokenizer
+
+    from matpo_gym.envs.spec import load_env_spec
+    from matpo_gym.trainers.sft import world_demonstrations
+
+    demos = world_demonstrations(load_env_spec(str(envs.sft)), AutoTokenizer.from_pretrained(model),
+                                 ("matpo", "single"), TURN_CHECK_QUESTIONS, 0, config.decompose)
+    return max((d.longest_turn for d in demos), default=0)
+
+
+def check_turn_budget(config: ReproduceConfig, envs: EnvFiles, model: Path) -> None:
+    """Refuse a ``max_new_tokens`` shorter than a demonstrated turn: the warm start would learn
+    actions it can never finish in a rollout (a delegation cut before ``</tool_call>``)."""
+    longest = longest_demonstrated_turn(config, envs, model)
+    if longest > config.max_new_tokens:
+        raise ConfigError(
+            f"reproduce: the demonstrations have turns of {longest} tokens, but max_new_tokens is "
+            f"{config.max_new_tokens}, so generation would cut those actions off; "
+            f"give --max-new-tokens {longest} or more.")
 
 
 def _checkpoint(out: Path, steps: int) -> Path | None:
@@ -222,6 +251,7 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
         record_machine(config)
         envs = write_envs(config)
         model_dir = build_model(config)
+        check_turn_budget(config, envs, model_dir)
         _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
         sft = train_sft(config, model_dir, envs)
         plan = {method: evaluation_tiers(config, envs, method) for method in ("sft", *METHODS)}

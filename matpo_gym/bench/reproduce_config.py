@@ -148,7 +148,7 @@ CPU_PRESET: dict[str, Any] = dict(
     context_tokens=1024, context_limit="window", summary_chars=300, decompose=False,
     hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
     sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
-    rl_steps=36, questions_per_step=8, group_size=4, max_new_tokens=64,
+    rl_steps=36, questions_per_step=8, group_size=4, max_new_tokens=96,
     rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=12, curve_questions=16, curve_samples=4,
 )
 """One-hop questions on a 2-core CPU: the methods where context costs nothing."""
@@ -175,7 +175,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         context_tokens=1024, context_limit="total",
         summary_chars=200, decompose=True, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
         sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1, sft_context_weight=0.5,
-        rl_steps=2, questions_per_step=2, group_size=2, max_new_tokens=12,
+        rl_steps=2, questions_per_step=2, group_size=2, max_new_tokens=96,
         rl_lr=1e-4, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=1, curve_questions=2, curve_samples=2,
     ),
 }

@@ -70,6 +70,20 @@ class Demonstration:
     def targets(self) -> int:
         return sum(self.generated)
 
+    @property
+    def longest_turn(self) -> int:
+        """Tokens of the longest generated turn (a run of targets): what a rollout's
+        ``max_new_tokens`` must allow, or the model learns actions it can never finish.
+
+        >>> Demonstration([1, 2, 3, 4, 5, 6], [False, True, True, False, True, False], "single").longest_turn
+        2
+        """
+        longest = run = 0
+        for target in self.generated:
+            run = run + 1 if target else 0
+            longest = max(longest, run)
+        return longest
+
 
 def merge_turns(turns: Sequence[tuple[list[int], list[int]]], role: str) -> list[Demonstration]:
     """One sequence per run of turns whose prompt extends everything before it.

@@ -247,6 +247,20 @@ def test_bad_settings_are_refused_with_a_clear_error(tmp_path):
         reproduce(ReproduceConfig(out=tmp_path / "none", report=tmp_path / "r", report_only=True))
 
 
+def test_a_generation_cap_shorter_than_a_demonstrated_turn_is_refused_before_training(tmp_path):
+    """A warm start that imitates turns its rollouts cut off loses those episodes to the cap: a
+    delegation cut before ``</tool_call>`` is an invalid action."""
+    from matpo_gym.bench.reproduce import build_model, longest_demonstrated_turn
+
+    config = ReproduceConfig(preset="smoke", out=tmp_path / "out", report=tmp_path / "r", device="cpu", quiet=True)
+    resolved = config.resolved()
+    longest = longest_demonstrated_turn(resolved, write_envs(resolved), build_model(resolved))
+    assert 0 < longest <= resolved.max_new_tokens
+    with pytest.raises(ConfigError, match=f"turns of {longest} tokens.*--max-new-tokens {longest} or more"):
+        reproduce(dataclasses.replace(config, max_new_tokens=longest - 1), stream=io.StringIO())
+    assert not (tmp_path / "out" / "sft").exists()
+
+
 def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     import shutil
 
