@@ -105,3 +105,14 @@ def test_under_the_pressure_preset_one_worker_per_hop_reads_less_than_a_single_a
     single, split = longest("single"), longest("matpo")
     lighter = [max(roles["worker"], roles["planner"]) * 1.15 < single[q]["single"] for q, roles in split.items()]
     assert sum(lighter) >= 0.75 * len(lighter)
+
+
+@pytest.mark.parametrize("preset", ["cpu", "pressure", "gpu"])
+def test_every_preset_generates_its_longest_demonstrated_turn(tmp_path, preset):
+    """A cap shorter than a demonstrated turn cuts the actions the warm start learned (the cpu
+    preset's first run cut 5% of its planner's delegations at 64 tokens)."""
+    from matpo_gym.bench.reproduce import build_model, longest_demonstrated_turn
+
+    config = ReproduceConfig(preset=preset, out=tmp_path / "out", report=tmp_path / "report").resolved()
+    longest = longest_demonstrated_turn(config, write_envs(config), build_model(config))
+    assert 40 < longest <= config.max_new_tokens
