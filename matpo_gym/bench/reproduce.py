@@ -236,6 +236,24 @@ def cell_complete(config: ReproduceConfig, model: Model, label: str, rate: float
     return len(records) >= config.eval_questions * cell_samples(config, label)
 
 
+EARLY_TIERS = 3
+"""Tiers each seed's models are evaluated on as soon as they are trained (the main table, the
+sampled cell, the context sweep); the other noise rates wait until every seed is trained, so a
+run cut short during RL still reports every seed it finished, both methods alike."""
+
+
+def _evaluate_tiers(config: ReproduceConfig, models: list[Model], plan: dict[str, list[list[Cell]]],
+                    tiers: slice, stream: TextIO) -> None:
+    """Evaluate ``models`` tier by tier (every model on a tier before the next tier starts)."""
+    count = len(plan["sft"])
+    for tier in range(count)[tiers]:
+        for index, model in enumerate(models, 1):
+            if plan[model.method][tier]:
+                _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) "
+                             f"[tier {tier + 1}/{count}, model {index}/{len(models)}]")
+                evaluate(config, model, plan[model.method][tier])
+
+
 # -- the whole pipeline --------------------------------------------------------------------------
 
 
@@ -269,24 +287,6 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
         _evaluate_tiers(config, models, plan, late, stream)
     _say(stream, f"[4/4] report -> {config.report}")
     return build_report(config)
-
-
-EARLY_TIERS = 3
-"""Tiers each seed's models are evaluated on as soon as they are trained (the main table, the
-sampled cell, the context sweep); the other noise rates wait until every seed is trained, so a
-run cut short during RL still reports every seed it finished, both methods alike."""
-
-
-def _evaluate_tiers(config: ReproduceConfig, models: list[Model], plan: dict[str, list[list[Cell]]],
-                    tiers: slice, stream: TextIO) -> None:
-    """Evaluate ``models`` tier by tier (every model on a tier before the next tier starts)."""
-    count = len(plan["sft"])
-    for tier in range(count)[tiers]:
-        for index, model in enumerate(models, 1):
-            if plan[model.method][tier]:
-                _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) "
-                             f"[tier {tier + 1}/{count}, model {index}/{len(models)}]")
-                evaluate(config, model, plan[model.method][tier])
 
 
 def _say(stream: TextIO, text: str) -> None:
