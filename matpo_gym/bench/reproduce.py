@@ -56,15 +56,17 @@ TURN_CHECK_QUESTIONS = 32
 
 
 def longest_demonstrated_turn(config: ReproduceConfig, envs: EnvFiles, model: Path) -> int:
-    """Tokens of the longest turn the demonstrator plays on a sample of SFT's questions, in the
-    model's own tokenizer and template (its end-of-turn token included)."""
+    """Tokens of the longest turn the demonstrator plays on a sample of each SFT stage's questions,
+    in the model's own tokenizer and template (its end-of-turn token included)."""
     from transformers import AutoTokenizer
 
     from matpo_gym.envs.spec import load_env_spec
     from matpo_gym.trainers.sft import world_demonstrations
 
-    demos = world_demonstrations(load_env_spec(str(envs.sft)), AutoTokenizer.from_pretrained(model),
-                                 ("matpo", "single"), TURN_CHECK_QUESTIONS, 0, config.decompose)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    stages = [envs.sft] + ([envs.sft_tune] if config.sft_tune_steps else [])
+    demos = [demo for env in stages for demo in world_demonstrations(
+        load_env_spec(str(env)), tokenizer, ("matpo", "single"), TURN_CHECK_QUESTIONS, 0, config.decompose)]
     return max((d.longest_turn for d in demos), default=0)
 
 
@@ -97,17 +99,27 @@ def _train(train_config: Any) -> Path:
     return done
 
 
-def train_sft(config: ReproduceConfig, model: Path, envs: EnvFiles) -> Path:
+def train_sft(config: ReproduceConfig, model: Path, envs: EnvFiles, stream: TextIO) -> Path:
+    """The warm start both methods start from: SFT on ``sft_difficulty``'s demonstrations, then,
+    with ``sft_tune_steps``, a second stage on the run's own difficulty from the first one's end."""
     from matpo_gym.trainers.config import TrainConfig
 
-    return _train(TrainConfig(
-        algo="sft", model=str(model), env=str(envs.sft), out=config.out / "sft", steps=config.sft_steps,
-        lr=config.sft_lr, lr_schedule="cosine", warmup_steps=min(100, config.sft_steps // 10),
-        weight_decay=0.0, sft_demos=config.sft_demos,
-        sft_batch_size=config.sft_batch_size, sft_mode="both",
-        sft_worlds=config.sft_worlds, sft_context_weight=config.sft_context_weight, sft_decompose=config.decompose,
-        save_every=max(1, config.sft_steps // 4), seed=0, device=config.device, quiet=config.quiet,
-    ))
+    def stage(steps: int, lr: float, warmup: int, env: Path, folder: str, seed: int, **start: str) -> Any:
+        return TrainConfig(
+            algo="sft", env=str(env), out=config.out / folder, steps=steps, lr=lr, lr_schedule="cosine",
+            warmup_steps=min(warmup, steps // 10), weight_decay=0.0, sft_demos=config.sft_demos,
+            sft_batch_size=config.sft_batch_size, sft_mode="both", sft_worlds=config.sft_worlds,
+            sft_context_weight=config.sft_context_weight, sft_decompose=config.decompose,
+            save_every=max(1, steps // 4), seed=seed, device=config.device, quiet=config.quiet, **start,
+        )
+
+    _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
+    first = _train(stage(config.sft_steps, config.sft_lr, 100, envs.sft, "sft", 0, model=str(model)))
+    if not config.sft_tune_steps:
+        return first
+    _say(stream, f"[1/4] SFT second stage ({config.sft_tune_steps} steps) -> {config.out / 'sft-tune'}")
+    return _train(stage(config.sft_tune_steps, config.sft_tune_lr, 50, envs.sft_tune, "sft-tune", 1,
+                        init_from=str(first)))
 
 
 def rl_config(config: ReproduceConfig, algo: str, seed: int, init: Path, envs: EnvFiles) -> Any:
@@ -270,8 +282,7 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
         envs = write_envs(config)
         model_dir = build_model(config)
         check_turn_budget(config, envs, model_dir)
-        _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
-        sft = train_sft(config, model_dir, envs)
+        sft = train_sft(config, model_dir, envs, stream)
         plan = {method: evaluation_tiers(config, envs, method) for method in ("sft", *METHODS)}
         early, late = slice(0, EARLY_TIERS), slice(EARLY_TIERS, None)
         models = [Model(method, mode, seed, sft) for method, mode, seed in model_plan(config) if method == "sft"]

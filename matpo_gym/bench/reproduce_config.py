@@ -82,6 +82,15 @@ class ReproduceConfig:
     """World size, shared by the envs and the tokenizer's training text."""
     # budget (identical for both methods)
     sft_steps: int | None = None
+    sft_difficulty: str | None = None
+    """Difficulty of the SFT demonstrations' questions (``""`` keeps all); easier than
+    ``difficulty``, SFT is a curriculum: a tiny model that imitates two-hop questions from scratch
+    learns to split them but never to read a value off a page; one that first learned one-hop
+    questions does."""
+    sft_tune_steps: int | None = None
+    """Steps of a second SFT stage, from the first one's end, on demonstrations of the run's own
+    ``difficulty`` (0: one stage). The warm start both methods start from is its end."""
+    sft_tune_lr: float | None = None
     sft_demos: int | None = None
     sft_lr: float | None = None
     sft_batch_size: int | None = None
@@ -136,7 +145,7 @@ class ReproduceConfig:
         if self.context_limit not in CONTEXT_LIMITS:
             raise ConfigError(f"reproduce: context_limit must be one of {', '.join(CONTEXT_LIMITS)}, "
                               f"got {self.context_limit!r}.")
-        for name in ("eval_samples", "curve_samples", "rl_kl_coef"):
+        for name in ("eval_samples", "curve_samples", "rl_kl_coef", "sft_tune_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"reproduce: {name} must be 0 (off) or more, got {getattr(self, name)}.")
 
@@ -147,7 +156,8 @@ CPU_PRESET: dict[str, Any] = dict(
     eval_questions=24, eval_samples=8, filler_paragraphs=0, browse_max_chars=450, search_top_k=2,
     context_tokens=1024, context_limit="window", summary_chars=300, decompose=False,
     hidden_size=256, num_layers=4, vocab_size=4096, num_entities=1500,
-    sft_steps=2400, sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
+    sft_steps=2400, sft_difficulty="easy", sft_tune_steps=0, sft_tune_lr=5e-4,
+    sft_demos=512, sft_lr=1e-3, sft_batch_size=8, sft_worlds=8, sft_context_weight=0.5,
     rl_steps=36, questions_per_step=8, group_size=4, max_new_tokens=96,
     rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=12, curve_questions=16, curve_samples=4,
 )
@@ -155,16 +165,18 @@ CPU_PRESET: dict[str, Any] = dict(
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": CPU_PRESET,
-    # the cpu budget and model where context matters: two pages a question, a cap one worker per hop fits
+    # the cpu budget and model where context matters: two pages a question, a cap one worker per hop
+    # fits, and a warm start that learned the cpu preset's one-hop questions before the two-hop ones
     "pressure": dict(CPU_PRESET, difficulty="medium", context_sweep=(640, 704, 768, 1024), context_tokens=704,
-                     context_limit="total", decompose=True),
+                     context_limit="total", decompose=True, sft_tune_steps=600),
     "gpu": dict(
         train_family="musique", eval_families=("frames", "webwalker", "gaia"), difficulty="", rl_world_seed=100,
         seeds=(0, 1, 2), noise_rates=(0.0, 0.1, 0.2, 0.4), context_sweep=(768, 1024, 1536, 2048),
         eval_questions=100, eval_samples=4, filler_paragraphs=2, browse_max_chars=1600, search_top_k=3,
         context_tokens=1024, context_limit="total",
         summary_chars=400, decompose=True, hidden_size=512, num_layers=8, vocab_size=4096, num_entities=1500,
-        sft_steps=3000, sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8, sft_context_weight=0.5,
+        sft_steps=3000, sft_difficulty="", sft_tune_steps=0, sft_tune_lr=2.5e-4,
+        sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=60, questions_per_step=32, group_size=8, max_new_tokens=96,
         rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=10, curve_questions=64, curve_samples=4,
     ),
@@ -174,7 +186,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_questions=2, eval_samples=2, filler_paragraphs=0, browse_max_chars=600, search_top_k=3,
         context_tokens=1024, context_limit="total",
         summary_chars=200, decompose=True, hidden_size=32, num_layers=1, vocab_size=1024, num_entities=60,
-        sft_steps=2, sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1, sft_context_weight=0.5,
+        sft_steps=2, sft_difficulty="easy", sft_tune_steps=1, sft_tune_lr=1e-3,
+        sft_demos=8, sft_lr=1e-3, sft_batch_size=16, sft_worlds=1, sft_context_weight=0.5,
         rl_steps=2, questions_per_step=2, group_size=2, max_new_tokens=96,
         rl_lr=1e-4, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=1, curve_questions=2, curve_samples=2,
     ),
@@ -186,9 +199,15 @@ RUN_ONLY = ("out", "report", "report_only", "device", "quiet")
 
 BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0, "curve_samples": 0,
                       "eval_samples": 0, "rl_kl_coef": 0.0, "search_top_k": 3, "rl_world_seed": 0,
-                      "context_limit": "window", "decompose": False}
+                      "context_limit": "window", "decompose": False, "sft_tune_steps": 0, "sft_tune_lr": 5e-4}
 """What a run whose manifest predates a setting used in its place (not today's preset value): before
 ``rl_world_seed``, RL trained and everything was evaluated on the base env's world (world-tiny's, seed 0)."""
+
+
+def before_the_setting(saved: dict[str, Any]) -> dict[str, Any]:
+    """:data:`BEFORE_THE_SETTING`, and the settings whose old value was another setting's: before
+    ``sft_difficulty``, SFT imitated the run's own ``difficulty``."""
+    return {**BEFORE_THE_SETTING, "sft_difficulty": saved.get("difficulty")}
 
 
 def save_manifest(config: ReproduceConfig) -> None:
@@ -199,7 +218,8 @@ def save_manifest(config: ReproduceConfig) -> None:
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
         # a setting newer than the run compares as the value the run used in its place
-        changed = sorted(k for k in current if previous.get(k, BEFORE_THE_SETTING.get(k)) != current[k])
+        before = before_the_setting(previous)
+        changed = sorted(k for k in current if previous.get(k, before.get(k)) != current[k])
         if changed:
             raise ConfigError(
                 f"{config.out} holds a reproduction with different settings ({', '.join(changed)}); "
@@ -232,7 +252,7 @@ def from_manifest(config: ReproduceConfig) -> ReproduceConfig:
     values = {f.name: saved[f.name] for f in fields(config) if f.name in saved and f.name not in RUN_ONLY}
     for name in ("eval_families", "seeds", "noise_rates", "context_sweep"):
         values[name] = tuple(values[name])
-    values.update({name: value for name, value in BEFORE_THE_SETTING.items() if name not in saved})
+    values.update({name: value for name, value in before_the_setting(saved).items() if name not in saved})
     return replace(config, **values).resolved()  # any other setting newer than the run takes its preset value
 
 

@@ -41,7 +41,9 @@ class EnvFiles:
     """The generated env files of one reproduction."""
 
     sft: Path
-    """The SFT demonstrations' env (its world and the ``sft_worlds - 1`` after it)."""
+    """The SFT demonstrations' env (its world and the ``sft_worlds - 1`` after it), at ``sft_difficulty``."""
+    sft_tune: Path
+    """The second SFT stage's: the same, at the run's own difficulty."""
     train: Path
     """RL's training env, on a world SFT never imitated."""
     eval: dict[str, Path]
@@ -51,14 +53,17 @@ class EnvFiles:
 
 
 def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: int,
-              world_seed: int | None = None, capped: bool = True) -> EnvSpec:
+              world_seed: int | None = None, capped: bool = True, difficulty: str | None = None) -> EnvSpec:
     """The base env with this reproduction's family, world and pressure knobs; ``world_seed``
-    defaults to the RL world (the SFT env passes the base env's own). ``capped``: with
-    ``context_limit = "total"``, every role's whole conversation is capped at ``context_tokens``."""
+    defaults to the RL world (the SFT env passes the base env's own), ``difficulty`` to the run's
+    (another one is named in the file name). ``capped``: with ``context_limit = "total"``, every
+    role's whole conversation is capped at ``context_tokens``."""
     base = load_env_spec(config.base_env)
     seed = config.rl_world_seed if world_seed is None else world_seed
-    difficulty = config.difficulty or None
-    name = f"repro-{family}-{split}-world{seed}-ctx{context_tokens}"
+    other = difficulty is not None and difficulty != config.difficulty
+    difficulty = (difficulty if other else config.difficulty) or None
+    tag = f"-{difficulty or 'all'}" if other else ""
+    name = f"repro-{family}-{split}{tag}-world{seed}-ctx{context_tokens}"
     return replace(
         base,
         name=name,
@@ -76,13 +81,16 @@ def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: 
     )
 
 
-def sft_spec(config: ReproduceConfig) -> EnvSpec:
+def sft_spec(config: ReproduceConfig, difficulty: str | None = None) -> EnvSpec:
     """The env SFT's demonstrations start from: the training family on the base env's world, with
     the largest context budget of the run and no cap on a conversation, so a single agent's
-    demonstrations show every page it reads; the cap is a condition RL and evaluation play under."""
+    demonstrations show every page it reads; the cap is a condition RL and evaluation play under.
+    ``difficulty`` defaults to the first stage's, ``sft_difficulty``."""
     base_seed = load_env_spec(config.base_env).world.seed
     budget = max((config.context_tokens, *config.context_sweep))
-    return make_spec(config, config.train_family, "train", budget, world_seed=base_seed, capped=False)
+    difficulty = config.sft_difficulty if difficulty is None else difficulty
+    return make_spec(config, config.train_family, "train", budget, world_seed=base_seed, capped=False,
+                     difficulty=difficulty)
 
 
 def sft_demonstration_worlds(config: ReproduceConfig) -> list[WorldSpec]:
@@ -131,11 +139,12 @@ def write_envs(config: ReproduceConfig) -> EnvFiles:
         return path
 
     sft = write(sft_spec(config))
+    sft_tune = write(sft_spec(config, config.difficulty))
     train = write(make_spec(config, config.train_family, "train", config.context_tokens))
     evals = {f: write(make_spec(config, f, "test", config.context_tokens)) for f in config.eval_families}
     first = config.eval_families[0]
     sweep = {c: write(make_spec(config, first, "test", c)) for c in config.context_sweep}
-    return EnvFiles(sft, train, evals, sweep)
+    return EnvFiles(sft, sft_tune, train, evals, sweep)
 
 
 __all__ = ["EnvFiles", "check_eval_questions", "check_rl_world", "env_toml", "make_spec",

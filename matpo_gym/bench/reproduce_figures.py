@@ -106,11 +106,12 @@ def compute_seconds(sft_log: list[dict[str, Any]], budgets: dict[str, dict[str, 
     return {"sft": sft, **{algo: b["seconds"] for algo, b in budgets.items()}, "evaluation": sum(evaluation_runs)}
 
 
-def progress(config: ReproduceConfig, sft_log: list[dict[str, Any]],
+def progress(config: ReproduceConfig, sft_logs: list[list[dict[str, Any]]],
              logs: dict[str, list[list[dict[str, Any]]]]) -> dict[str, list[int]]:
     """[done, planned] of every stage, so a report of a run cut short says what it is missing."""
-    sft = len(sft_log)
-    done = {"sft steps": [min(sft, config.sft_steps), config.sft_steps]}
+    done = {"sft steps": [min(len(sft_logs[0]), config.sft_steps), config.sft_steps]}
+    if config.sft_tune_steps:
+        done["sft second stage steps"] = [min(len(sft_logs[1]), config.sft_tune_steps), config.sft_tune_steps]
     for algo, runs in logs.items():
         steps = sum(len([r for r in rows if "reward" in r]) for rows in runs)
         done[f"{algo} steps"] = [steps, config.rl_steps * len(config.seeds)]
@@ -168,7 +169,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     sampled = {f"{m}/{mode}": pooled(m, mode, SAMPLED, 0.0) for m, mode in ROWS}
     sampled_change = {f"{m}/{mode}": paired_change(read(m, mode, SAMPLED, 0.0), read("sft", mode, SAMPLED, 0.0))
                       for m, mode in ROWS[2:]}
-    sft_log = _records(out / "sft" / "metrics.jsonl")
+    sft_logs = [_records(out / stage / "metrics.jsonl") for stage in ("sft", "sft-tune")]
     logs = {algo: [_records(out / f"{algo}-seed{s}" / "metrics.jsonl") for s in seeds] for algo in METHODS}
     budgets = {algo: budget(logs[algo]) for algo in METHODS}
     return {
@@ -187,8 +188,8 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "held_out": {algo: held_out_change(logs[algo]) for algo in METHODS},
         "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
         "budget": budgets,
-        "compute_seconds": compute_seconds(sft_log, budgets, run_seconds.values()),  # every cell read by now
-        "progress": progress(config, sft_log, logs),
+        "compute_seconds": compute_seconds(sft_logs[0] + sft_logs[1], budgets, run_seconds.values()),  # cells read
+        "progress": progress(config, sft_logs, logs),
     }
 
 

@@ -43,6 +43,18 @@ def _worlds(config: ReproduceConfig) -> str:
             f"split of world {config.rl_world_seed}" + rl)
 
 
+def _warm_start(config: ReproduceConfig) -> str:
+    def questions(difficulty: str) -> str:
+        return f"{difficulty} questions" if difficulty else "questions of every difficulty"
+
+    first = f"{config.sft_steps} steps"
+    if config.sft_difficulty != config.difficulty or config.sft_tune_steps:
+        first += f" on {questions(config.sft_difficulty)}"
+    if not config.sft_tune_steps:
+        return first
+    return f"{first}, then {config.sft_tune_steps} steps on {questions(config.difficulty)} at lr {config.sft_tune_lr:g}"
+
+
 def _context_limit(config: ReproduceConfig) -> str:
     if config.context_limit == "total":
         return f"context {config.context_tokens} tokens per role's whole conversation (over it: stopped, or summary)"
@@ -58,7 +70,7 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
     return [
         "# MATPO vs single-agent GRPO on the offline world",
         "",
-        f"Preset `{config.preset}`: one SFT warm start ({c['sft_steps']} steps on scripted demonstrations from "
+        f"Preset `{config.preset}`: one SFT warm start ({_warm_start(config)} on scripted demonstrations from "
         f"{c.get('sft_worlds', 1)} offline world(s)), then "
         f"GRPO (single agent) and MATPO (planner + worker, the same weights) for {c['rl_steps']} steps each "
         f"from it, with {c['questions_per_step']} questions x G = {c['group_size']} rollouts per step, "

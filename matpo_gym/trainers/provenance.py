@@ -47,9 +47,12 @@ def among(world: WorldSpec, worlds: Iterable[WorldSpec]) -> bool:
     return any(same_questions(world, other) for other in worlds)
 
 
-def world_record(specs: list[EnvSpec]) -> list[dict[str, Any]]:
-    """What an SFT checkpoint stores of its demonstration worlds."""
-    return [asdict(spec.world) for spec in specs if spec.source.kind == "world"]
+def world_record(specs: list[EnvSpec], start: str | Path | None = None) -> list[dict[str, Any]]:
+    """What an SFT checkpoint stores of the worlds it imitated: its demonstrations', and those the
+    checkpoint it started from imitated (a second SFT stage has learned the first one's questions too)."""
+    own = [asdict(spec.world) for spec in specs if spec.source.kind == "world"]
+    earlier = [asdict(world) for world in imitated_worlds(start)] if start else []
+    return own + [world for world in earlier if world not in own]
 
 
 def warn_if_imitated(checkpoint: str | Path | None, spec: EnvSpec) -> bool:

@@ -296,7 +296,8 @@ class SFTTrainer:
     def save(self, step: int) -> None:
         save_checkpoint(self.checkpoints, self.parallel, step, self.model, self.tokenizer, self.optimizer,
                         {"algo": "sft", "config": run_metadata(self.config),
-                         "imitated_worlds": world_record(self.demonstration_specs())})
+                         "imitated_worlds": world_record(self.demonstration_specs(),
+                                                         self.config.init_from or self.config.model)})
 
     def cleanup(self) -> None:
         pass

@@ -47,6 +47,8 @@ def test_report_is_complete(repro):
     for family in config.eval_families:
         assert f"{family}-like" in text
     assert "n=" in text and "[" in text  # every accuracy carries n and an interval
+    assert (f"one SFT warm start ({config.sft_steps} steps on {config.sft_difficulty} questions, then "
+            f"{config.sft_tune_steps} steps on {config.difficulty} questions at lr {config.sft_tune_lr:g} on") in text
     assert (f"SFT imitates the `{config.train_family}` family's train split of world 0; RL trains on the train "
             f"split of world {config.rl_world_seed}, which no demonstration comes from") in text
     page = (config.report / "index.html").read_text()
@@ -153,6 +155,31 @@ def test_each_seed_is_evaluated_as_soon_as_it_is_trained(repro):
         f"[2/4] matpo seed {config.seeds[-1]}")
 
 
+def test_both_methods_start_from_the_second_sft_stage(repro):
+    """With ``sft_tune_steps`` the warm start is a second SFT stage, on the run's own questions,
+    trained from the first stage's end; every RL run records that it started there."""
+    from matpo_gym.trainers.state import Checkpoints
+
+    config, _ = repro
+
+    def recorded(folder: str, steps: int) -> dict:
+        return Checkpoints.state(config.out / folder / "checkpoints" / f"step-{steps}")["extra"]["config"]
+
+    first = config.out / "sft" / "checkpoints" / f"step-{config.sft_steps}"
+    second = config.out / "sft-tune" / "checkpoints" / f"step-{config.sft_tune_steps}"
+    tune = recorded("sft-tune", config.sft_tune_steps)
+    assert config.sft_tune_steps > 0 and tune["init_from"] == str(first)
+    assert (tune["steps"], tune["lr"]) == (config.sft_tune_steps, config.sft_tune_lr)
+    assert Path(tune["env"]) == write_envs(config).sft_tune
+    assert Path(recorded("sft", config.sft_steps)["env"]) == write_envs(config).sft
+    for algo in ("grpo", "matpo"):
+        for seed in config.seeds:
+            assert recorded(f"{algo}-seed{seed}", config.rl_steps)["init_from"] == str(second)
+    lines = (config.out.parent / "stages.log").read_text().splitlines()
+    assert lines[1] == f"[1/4] SFT second stage ({config.sft_tune_steps} steps) -> {config.out / 'sft-tune'}"
+    assert lines[0].startswith("[1/4] SFT warm start") and lines[2].startswith("[3/4] evaluate sft")
+
+
 def test_both_methods_get_the_same_budget(repro):
     config, _ = repro
     data = json.loads((config.report / "report.json").read_text())
@@ -172,7 +199,7 @@ def test_both_methods_get_the_same_budget(repro):
 def test_evaluation_questions_are_never_trained_on(repro):
     config, _ = repro
     envs = write_envs(config)
-    trained = {t.question for path in (envs.sft, envs.train)
+    trained = {t.question for path in (envs.sft, envs.sft_tune, envs.train)
                for t in MatpoEnv(load_env_spec(str(path)), mode="single", split="train").tasks}
     evaluated = {r["question"] for path in (config.out / "eval").rglob("*.jsonl") for r in records(path)}
     assert evaluated and not evaluated & trained
@@ -182,7 +209,7 @@ def test_rl_trains_on_questions_the_warm_start_never_imitated(repro):
     """The SFT checkpoint's own record of its worlds, not the config, is what RL is checked against."""
     config, _ = repro
     envs = write_envs(config)
-    sft = config.out / "sft" / "checkpoints" / f"step-{config.sft_steps}"
+    sft = config.out / "sft-tune" / "checkpoints" / f"step-{config.sft_tune_steps}"
     imitated = imitated_worlds(sft)
     assert [w.seed for w in imitated] == [load_env_spec(str(envs.sft)).world.seed + i for i in range(config.sft_worlds)]
     rl_train = load_env_spec(str(rl_config(config, "matpo", 0, sft, envs).env))
@@ -222,13 +249,16 @@ def test_a_report_of_an_older_run_states_what_it_ran_with(repro, tmp_path):
     old = tmp_path / "out"
     shutil.copytree(config.out, old)
     manifest = json.loads((old / "reproduce.json").read_text())
-    for name in ("sft_batch_size", "sft_context_weight", "rl_world_seed"):
+    for name in ("sft_batch_size", "sft_context_weight", "rl_world_seed", "sft_difficulty", "sft_tune_steps",
+                 "sft_tune_lr"):
         del manifest[name]
     (old / "reproduce.json").write_text(json.dumps(manifest))
     reproduce(ReproduceConfig(out=old, report=tmp_path / "report", report_only=True))
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     text = (tmp_path / "report" / "reproduce.md").read_text()
-    assert "`matpo-bench reproduce --preset smoke --rl-world-seed 0 --sft-context-weight 0`" in text
+    # before the second SFT stage, one stage imitated the run's own difficulty
+    assert ("`matpo-bench reproduce --preset smoke --rl-world-seed 0 --sft-tune-steps 0 --sft-tune-lr 0.0005 "
+            "--sft-context-weight 0`") in text
     # before rl_world_seed, RL trained on the warm start's own world: the report says so
     assert "RL trains on the train split of world 0, **questions the warm start imitated**" in text
     assert saved["config"].get("sft_context_weight") is None  # the record itself is left as it was
@@ -283,6 +313,7 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     assert "**Incomplete run**" in path.read_text()
     progress = json.loads((tmp_path / "report" / "report.json").read_text())["progress"]
     assert progress["sft steps"] == [config.sft_steps, config.sft_steps]
+    assert progress["sft second stage steps"] == [config.sft_tune_steps, config.sft_tune_steps]
     assert progress["matpo steps"][0] < progress["matpo steps"][1]
 
 

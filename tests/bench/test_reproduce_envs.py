@@ -30,6 +30,7 @@ def test_each_written_env_reads_back_as_the_env_it_was_written_from(tmp_path, mo
     files = write_envs(config)
     monkeypatch.chdir(tmp_path)  # prompt paths are absolute: the files work from any folder
     assert comparable(load_env_spec(str(files.sft))) == comparable(sft_spec(config))
+    assert comparable(load_env_spec(str(files.sft_tune))) == comparable(sft_spec(config, config.difficulty))
     written = [(files.train, config.train_family, "train", config.context_tokens)]
     written += [(files.eval[f], f, "test", config.context_tokens) for f in config.eval_families]
     written += [(files.sweep[c], config.eval_families[0], "test", c) for c in config.context_sweep]
@@ -116,3 +117,18 @@ def test_every_preset_generates_its_longest_demonstrated_turn(tmp_path, preset):
     config = ReproduceConfig(preset=preset, out=tmp_path / "out", report=tmp_path / "report").resolved()
     longest = longest_demonstrated_turn(config, write_envs(config), build_model(config))
     assert 40 < longest <= config.max_new_tokens
+
+
+def test_the_pressure_warm_start_learns_one_hop_questions_before_the_runs_two_hop_ones(tmp_path):
+    """Each SFT stage has its own env file, on the demonstrations' world, uncapped; only the
+    difficulty differs, and it is in the file name."""
+    config = ReproduceConfig(preset="pressure", out=tmp_path / "out", report=tmp_path / "report").resolved()
+    assert (config.sft_difficulty, config.difficulty) == ("easy", "medium") and config.sft_tune_steps > 0
+    files = write_envs(config)
+    first, second = load_env_spec(str(files.sft)), load_env_spec(str(files.sft_tune))
+    assert first.source.difficulty == "easy" and "-easy-" in files.sft.name
+    assert second.source.difficulty == load_env_spec(str(files.train)).source.difficulty == "medium"
+    assert files.sft != files.sft_tune != files.train
+    assert first.world == second.world and second.limits == first.limits
+    assert dataclasses.replace(first, name=second.name, description=second.description,
+                               source=second.source) == second

@@ -54,3 +54,11 @@ def test_an_sft_checkpoint_records_its_worlds_and_rl_on_them_warns(tiny_model_di
                                steps=1, device="cpu", quiet=True))
     with pytest.warns(ImitatedQuestionsWarning, match="memorised"):
         rl.setup()
+
+    # a second SFT stage on other worlds has learned the first stage's questions too
+    main(TrainConfig(algo="sft", init_from=str(checkpoint), env="world-tiny-rl", out=tmp_path / "sft2", steps=1,
+                     sft_demos=2, sft_mode="single", sft_worlds=1, save_every=0, quiet=True))
+    second = imitated_worlds(tmp_path / "sft2" / "checkpoints" / "step-1")
+    assert [w.seed for w in second] == [fresh.world.seed, 0, 1]
+    with pytest.warns(ImitatedQuestionsWarning, match="world seed 0"):
+        assert warn_if_imitated(tmp_path / "sft2" / "checkpoints" / "step-1", seen)
