@@ -24,7 +24,8 @@ class ReproduceConfig:
 
     Fields left at ``None`` take the preset's value (``cpu``: one-hop questions on a 2-core CPU
     machine, a few hours; ``pressure``: the same budget on two-hop questions under a context cap a
-    single agent's pages overflow and one worker per hop fits; ``gpu``: a bigger model and more
+    single agent's pages overflow and one worker per hop fits, from a warm start that learned the
+    one-hop questions first; ``gpu``: a bigger model and more
     steps for one GPU; ``smoke``: seconds, for tests).
     """
 
