@@ -25,8 +25,8 @@ class ReproduceConfig:
     Fields left at ``None`` take the preset's value (``cpu``: one-hop questions on a 2-core CPU
     machine, a few hours; ``pressure``: the same budget on two-hop questions under a context cap a
     single agent's pages overflow and one worker per hop fits, from a warm start that learned the
-    one-hop questions first; ``gpu``: a bigger model and more
-    steps for one GPU; ``smoke``: seconds, for tests).
+    one-hop questions first; ``gpu``: a bigger model and more steps for one GPU; ``smoke``:
+    seconds, for tests).
     """
 
     preset: Preset = "cpu"
@@ -92,6 +92,7 @@ class ReproduceConfig:
     """Steps of a second SFT stage, from the first one's end, on demonstrations of the run's own
     ``difficulty`` (0: one stage). The warm start both methods start from is its end."""
     sft_tune_lr: float | None = None
+    """Peak learning rate of the second stage (cosine schedule, as the first)."""
     sft_demos: int | None = None
     sft_lr: float | None = None
     sft_batch_size: int | None = None
