@@ -177,7 +177,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_questions=100, eval_samples=4, filler_paragraphs=2, browse_max_chars=1600, search_top_k=3,
         context_tokens=1024, context_limit="total",
         summary_chars=400, decompose=True, hidden_size=512, num_layers=8, vocab_size=4096, num_entities=1500,
-        sft_steps=3000, sft_difficulty="", sft_tune_steps=0, sft_tune_lr=2.5e-4,
+        sft_steps=3000, sft_difficulty="easy", sft_tune_steps=1000, sft_tune_lr=2.5e-4,
         sft_demos=2048, sft_lr=5e-4, sft_batch_size=32, sft_worlds=8, sft_context_weight=0.5,
         rl_steps=60, questions_per_step=32, group_size=8, max_new_tokens=96,
         rl_lr=5e-5, rl_kl_coef=0.1, turns=6, format_weight=0.1, eval_every=10, curve_questions=64, curve_samples=4,

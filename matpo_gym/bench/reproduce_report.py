@@ -52,7 +52,7 @@ def _warm_start(config: ReproduceConfig) -> str:
         first += f" on {questions(config.sft_difficulty)}"
     if not config.sft_tune_steps:
         return first
-    return f"{first}, then {config.sft_tune_steps} steps on {questions(config.difficulty)} at lr {config.sft_tune_lr:g}"
+    return f"{first}, then {config.sft_tune_steps} on {questions(config.difficulty)} at lr {config.sft_tune_lr:g}"
 
 
 def _context_limit(config: ReproduceConfig) -> str:
@@ -70,8 +70,8 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
     return [
         "# MATPO vs single-agent GRPO on the offline world",
         "",
-        f"Preset `{config.preset}`: one SFT warm start ({_warm_start(config)} on scripted demonstrations from "
-        f"{c.get('sft_worlds', 1)} offline world(s)), then "
+        f"Preset `{config.preset}`: one SFT warm start on scripted demonstrations from "
+        f"{c.get('sft_worlds', 1)} offline world(s) ({_warm_start(config)}), then "
         f"GRPO (single agent) and MATPO (planner + worker, the same weights) for {c['rl_steps']} steps each "
         f"from it, with {c['questions_per_step']} questions x G = {c['group_size']} rollouts per step, "
         f"lr {c['rl_lr']:g}"

@@ -47,8 +47,8 @@ def test_report_is_complete(repro):
     for family in config.eval_families:
         assert f"{family}-like" in text
     assert "n=" in text and "[" in text  # every accuracy carries n and an interval
-    assert (f"one SFT warm start ({config.sft_steps} steps on {config.sft_difficulty} questions, then "
-            f"{config.sft_tune_steps} steps on {config.difficulty} questions at lr {config.sft_tune_lr:g} on") in text
+    assert (f"offline world(s) ({config.sft_steps} steps on {config.sft_difficulty} questions, then "
+            f"{config.sft_tune_steps} on {config.difficulty} questions at lr {config.sft_tune_lr:g}), then") in text
     assert (f"SFT imitates the `{config.train_family}` family's train split of world 0; RL trains on the train "
             f"split of world {config.rl_world_seed}, which no demonstration comes from") in text
     page = (config.report / "index.html").read_text()
