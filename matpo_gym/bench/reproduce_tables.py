@@ -114,10 +114,15 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
         result.append(diagnosis_table(data, families[0], sampled=True))
     result.append(held_out_table(data))
     stab_rows = [[s["algo"], str(s["seed"]), str(s["steps"]), number_text(s["peak"]), number_text(s["final"]),
-                  {True: "yes", False: "no", None: "n/a"}[s["collapsed"]]] for s in data["stability"]]
-    result.append(Table("Training stability", ["method", "seed", "steps", "peak reward", "final reward", "collapsed"],
-                        stab_rows,
-                        f"Reward smoothed over 3 steps; collapsed = final below {COLLAPSE_DROP:.0%} of peak."))
+                  {True: "yes", False: "no", None: "n/a"}[s["collapsed"]], number_text(s.get("accuracy")),
+                  number_text(s.get("signal"))] for s in data["stability"]]
+    result.append(Table("Training stability",
+                        ["method", "seed", "steps", "peak reward", "final reward", "collapsed", "correct episodes",
+                         "trajectories with a nonzero advantage"], stab_rows,
+                        f"Reward smoothed over 3 steps; collapsed = final below {COLLAPSE_DROP:.0%} of peak. "
+                        "Correct episodes and trajectories (MATPO's: planner and worker) with a nonzero advantage: "
+                        "mean shares over the run's training steps; a group whose episodes all score alike "
+                        "gives no gradient."))
     budget_rows = [[algo, str(b["steps"]), str(b["generated_tokens"]), str(b["trained_tokens"]),
                     str(b["context_truncations"]), f"{b['seconds']:.0f}"] for algo, b in data["budget"].items()]
     result.append(Table("Training budget actually used (all seeds)",

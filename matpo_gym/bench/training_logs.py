@@ -33,14 +33,24 @@ def curves(logs: Sequence[list[dict[str, Any]]], key: str) -> list[dict[str, flo
 
 
 def stability(rows: list[dict[str, Any]], algo: str, seed: int) -> dict[str, Any]:
-    """Peak and final training reward (moving average of 3 steps) and whether the run collapsed."""
-    rewards = [float(r["reward"]) for r in rows if "reward" in r]
+    """Peak and final training reward (moving average of 3 steps), whether the run collapsed, and
+    what it had to learn from: the share of its episodes answered correctly, and of its trajectories
+    with a nonzero advantage (a group whose episodes all score alike teaches nothing)."""
+    steps = [r for r in rows if "reward" in r]
+    rewards = [float(r["reward"]) for r in steps]
     if not rewards:
-        return {"algo": algo, "seed": seed, "steps": 0, "peak": None, "final": None, "collapsed": None}
+        return {"algo": algo, "seed": seed, "steps": 0, "peak": None, "final": None, "collapsed": None,
+                "accuracy": None, "signal": None}
     smooth = [sum(rewards[max(0, i - 2): i + 1]) / len(rewards[max(0, i - 2): i + 1]) for i in range(len(rewards))]
     peak, final = max(smooth), smooth[-1]
     collapsed = peak > 0 and final < COLLAPSE_DROP * peak
-    return {"algo": algo, "seed": seed, "steps": len(rewards), "peak": peak, "final": final, "collapsed": collapsed}
+
+    def average(key: str) -> float | None:
+        values = [float(r[key]) for r in steps if key in r]
+        return sum(values) / len(values) if values else None
+
+    return {"algo": algo, "seed": seed, "steps": len(rewards), "peak": peak, "final": final, "collapsed": collapsed,
+            "accuracy": average("accuracy"), "signal": average("nonzero_advantage")}
 
 
 def budget(logs: Sequence[list[dict[str, Any]]]) -> dict[str, float]:

@@ -126,6 +126,10 @@ def test_numbers_come_from_the_records(repro):
         assert math.isclose(sampled["before"]["mean"], sum(before) / len(before))
         assert math.isclose(sampled["change"]["mean"], (sum(after) - sum(before)) / len(before), abs_tol=1e-12)
     assert len(data["stability"]) == 2 * len(config.seeds)
+    for row in data["stability"]:  # what each run had to learn from, averaged over its own steps
+        steps = [r for r in records(config.out / f"{row['algo']}-seed{row['seed']}" / "metrics.jsonl") if "reward" in r]
+        assert math.isclose(row["accuracy"], sum(r["accuracy"] for r in steps) / len(steps))
+        assert math.isclose(row["signal"], sum(r["nonzero_advantage"] for r in steps) / len(steps))
     # evaluation time: every evaluation run's own clock (its records' largest), summed over the runs
     runs = sorted((config.out / "eval").glob("*/*.jsonl"))
     assert len(runs) > 2 * len(config.seeds)
