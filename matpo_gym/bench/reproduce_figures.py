@@ -186,7 +186,8 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "sampled_change": sampled_change,
         "curves": {algo: {key: curves(logs[algo], key) for key in CURVES} for algo in METHODS},
         "held_out": {algo: held_out_change(logs[algo]) for algo in METHODS},
-        "stability": [stability(rows, algo, s) for algo in METHODS for s, rows in zip(seeds, logs[algo])],
+        "stability": [stability(rows, algo, s, config.rl_steps)
+                      for algo in METHODS for s, rows in zip(seeds, logs[algo])],
         "budget": budgets,
         "compute_seconds": compute_seconds(sft_logs[0] + sft_logs[1], budgets, run_seconds.values()),  # cells read
         "progress": progress(config, sft_logs, logs),

@@ -32,10 +32,11 @@ def curves(logs: Sequence[list[dict[str, Any]]], key: str) -> list[dict[str, flo
     return [{"step": step, **mean_ci(by_step[step])._asdict()} for step in sorted(by_step)]
 
 
-def stability(rows: list[dict[str, Any]], algo: str, seed: int) -> dict[str, Any]:
+def stability(rows: list[dict[str, Any]], algo: str, seed: int, planned: int) -> dict[str, Any]:
     """Peak and final training reward (moving average of 3 steps), whether the run collapsed, and
     what it had to learn from: the share of its episodes answered correctly, and of its trajectories
-    with a nonzero advantage (a group whose episodes all score alike teaches nothing)."""
+    with a nonzero advantage (a group whose episodes all score alike teaches nothing). Whether a
+    run collapsed is judged only once it has trained its ``planned`` steps."""
     steps = [r for r in rows if "reward" in r]
     rewards = [float(r["reward"]) for r in steps]
     if not rewards:
@@ -43,7 +44,7 @@ def stability(rows: list[dict[str, Any]], algo: str, seed: int) -> dict[str, Any
                 "accuracy": None, "signal": None}
     smooth = [sum(rewards[max(0, i - 2): i + 1]) / len(rewards[max(0, i - 2): i + 1]) for i in range(len(rewards))]
     peak, final = max(smooth), smooth[-1]
-    collapsed = peak > 0 and final < COLLAPSE_DROP * peak
+    collapsed = peak > 0 and final < COLLAPSE_DROP * peak if len(rewards) >= planned else None
 
     def average(key: str) -> float | None:
         values = [float(r[key]) for r in steps if key in r]

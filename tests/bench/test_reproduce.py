@@ -307,7 +307,7 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     shutil.copytree(config.out, cut)
     shutil.rmtree(cut / "eval" / f"matpo-matpo-seed0-{config.eval_families[0]}-noise0")
     log = cut / "matpo-seed1" / "metrics.jsonl"
-    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:1]))
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:2]))  # the step-0 eval, step 1
     path = reproduce(ReproduceConfig(out=cut, report=tmp_path / "report", report_only=True))
     families, rates, sweep = len(config.eval_families), len(config.noise_rates), len(config.context_sweep) - 1
     sampled = 1 if config.eval_samples else 0
@@ -319,6 +319,10 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     assert progress["sft steps"] == [config.sft_steps, config.sft_steps]
     assert progress["sft second stage steps"] == [config.sft_tune_steps, config.sft_tune_steps]
     assert progress["matpo steps"][0] < progress["matpo steps"][1]
+    stability = json.loads((tmp_path / "report" / "report.json").read_text())["stability"]
+    runs = {(r["algo"], r["seed"]): r for r in stability}
+    assert runs[("matpo", 1)]["steps"] == 1 and runs[("matpo", 1)]["collapsed"] is None  # still training: not judged
+    assert runs[("matpo", 0)]["collapsed"] is not None
 
 
 def test_a_line_cut_short_by_a_crash_leaves_the_report_as_without_it(repro, tmp_path):
