@@ -64,7 +64,7 @@ def longest_demonstrated_turn(config: ReproduceConfig, envs: EnvFiles, model: Pa
     from matpo_gym.trainers.sft import world_demonstrations
 
     tokenizer = AutoTokenizer.from_pretrained(model)
-    stages = [envs.sft] + ([envs.sft_tune] if config.sft_tune_steps else [])
+    stages = dict.fromkeys([envs.sft] + ([envs.sft_tune] if config.sft_tune_steps else []))  # once each
     demos = [demo for env in stages for demo in world_demonstrations(
         load_env_spec(str(env)), tokenizer, ("matpo", "single"), TURN_CHECK_QUESTIONS, 0, config.decompose)]
     return max((d.longest_turn for d in demos), default=0)

@@ -60,16 +60,15 @@ def make_spec(config: ReproduceConfig, family: str, split: str, context_tokens: 
     role's whole conversation is capped at ``context_tokens``."""
     base = load_env_spec(config.base_env)
     seed = config.rl_world_seed if world_seed is None else world_seed
-    other = difficulty is not None and difficulty != config.difficulty
-    difficulty = (difficulty if other else config.difficulty) or None
-    tag = f"-{difficulty or 'all'}" if other else ""
+    difficulty = config.difficulty if difficulty is None else difficulty
+    tag = "" if difficulty == config.difficulty else f"-{difficulty or 'all'}"
     name = f"repro-{family}-{split}{tag}-world{seed}-ctx{context_tokens}"
     return replace(
         base,
         name=name,
         description=f"matpo-bench reproduce: {family}-like questions ({split} split) of world {seed}, "
                     f"context {context_tokens}.",
-        source=replace(base.source, kind="world", family=family, difficulty=difficulty, split=split),
+        source=replace(base.source, kind="world", family=family, difficulty=difficulty or None, split=split),
         world=replace(base.world, seed=seed, num_entities=config.num_entities,
                       filler_paragraphs=config.filler_paragraphs),
         tools=replace(base.tools, browse_max_chars=config.browse_max_chars, search_top_k=config.search_top_k),

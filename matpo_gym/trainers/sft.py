@@ -194,7 +194,10 @@ class SFTTrainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
         self.spec = env_spec_for(cfg, cfg.env)
-        self.samples = self.collect(self.demonstration_specs())
+        specs = self.demonstration_specs()
+        self.samples = self.collect(specs)
+        # what every checkpoint of this run records it imitated (its start's record is read once)
+        self.imitated = world_record(specs, cfg.init_from or cfg.model)
         if not self.samples:
             raise RuntimeError("The scripted policy solved no training question; no demonstrations to learn from.")
         if resume is not None:
@@ -296,8 +299,7 @@ class SFTTrainer:
     def save(self, step: int) -> None:
         save_checkpoint(self.checkpoints, self.parallel, step, self.model, self.tokenizer, self.optimizer,
                         {"algo": "sft", "config": run_metadata(self.config),
-                         "imitated_worlds": world_record(self.demonstration_specs(),
-                                                         self.config.init_from or self.config.model)})
+                         "imitated_worlds": self.imitated})
 
     def cleanup(self) -> None:
         pass
