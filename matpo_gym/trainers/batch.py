@@ -18,7 +18,7 @@ sample carries a per-token row (:func:`parent_mask_advantages`).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -116,7 +116,8 @@ def parent_mask_advantages(worker: Sample, parent: Sample | None) -> tuple[float
 
 
 def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bool = True,
-                        worker_advantage: WorkerAdvantage = "scalar", merge: bool = False) -> list[Sample]:
+                        worker_advantage: WorkerAdvantage = "scalar", merge: bool = False,
+                        frozen_roles: Collection[str] = ()) -> list[Sample]:
     """One sample per generated turn that carries token ids (``merge``: per run of turns that
     extend each other, :func:`merge_turns`; not with ``parent_mask``, whose rows are per turn).
 
@@ -124,12 +125,13 @@ def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bo
     so they are skipped by default to save compute. With ``worker_advantage="parent_mask"`` every
     worker sample gets :func:`parent_mask_advantages` against the planner turn that spawned its
     worker, and is kept even when that row is all zeros: its tokens still count in the token mean,
-    as in the reference.
+    as in the reference. Trajectories of ``frozen_roles`` give no samples (their planner turns
+    still give parent_mask rows).
     """
     parents = _spawning_samples(credited) if worker_advantage == "parent_mask" else {}
     samples = []
     for item in credited:
-        if skip_zero_advantage and item.advantage == 0.0:
+        if (skip_zero_advantage and item.advantage == 0.0) or item.trajectory.role.value in frozen_roles:
             continue
         is_worker = item.trajectory.parent_id is not None
         turns = []

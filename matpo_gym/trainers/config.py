@@ -66,6 +66,11 @@ class TrainConfig:
     rollout's advantage. ``parent_mask`` reproduces the reference implementation, which copies the
     planner's per-token advantage row onto each worker: a worker token gets the advantage only
     where the planner turn that spawned it has a generated token at the same position, else 0."""
+    frozen_roles: tuple[str, ...] = ()
+    """MATPO ablation: roles (``planner``, ``worker``) whose tokens get no gradient. The weights are
+    shared, so a frozen role still changes as the other learns; its tokens only stop being pushed by
+    an advantage its own output did not earn (a planner relaying a worker's wrong report is
+    penalised for the worker's mistake under the shared episode credit)."""
     temperature: float = 1.0
     """Sampling temperature for rollouts."""
     max_new_tokens: int = 96

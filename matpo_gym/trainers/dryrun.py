@@ -158,7 +158,8 @@ class Plan:
             return f"sft (imitates scripted demonstrations, mode {cfg.sft_mode})"
         roles = "single agent" if cfg.mode == "single" else "planner + worker, one model"
         worker = f"; worker advantage: {cfg.worker_advantage}" if cfg.algo == "matpo" else ""
-        return f"{cfg.algo} ({roles}){worker}"
+        frozen = f"; frozen (no gradient): {', '.join(cfg.frozen_roles)}" if cfg.frozen_roles else ""
+        return f"{cfg.algo} ({roles}){worker}{frozen}"
 
     def _where(self) -> str:
         launch = self.launch
@@ -289,6 +290,13 @@ def check(config: TrainConfig) -> None:
         if config.group_size < 2:
             raise ConfigError("group_size must be at least 2 for grpo/matpo: with one rollout per "
                               "question every advantage is 0 and nothing is learned")
+        trained = ("planner", "worker") if config.algo == "matpo" else ("single",)
+        unknown = [r for r in config.frozen_roles if r not in trained]
+        if unknown:
+            raise ConfigError(f"frozen_roles: {config.algo} trains the roles {', '.join(trained)}; "
+                              f"{unknown[0]!r} is not one of them")
+        if set(trained) <= set(config.frozen_roles):
+            raise ConfigError(f"frozen_roles freezes every role {config.algo} trains; nothing would learn")
         if config.temperature <= 0:
             raise ConfigError("temperature must be positive for grpo/matpo: greedy rollouts of a "
                               "question are identical, so every advantage is 0")

@@ -199,7 +199,8 @@ class RLTrainer:
         credited = assign_credit(results, groups, include_workers=cfg.algo == "matpo", scale=cfg.advantage_scale)
         samples = samples_from_credit(credited, skip_zero_advantage=cfg.kl_coef == 0,
                                       worker_advantage=cfg.worker_advantage,
-                                      merge=cfg.merge_turns and cfg.aggregation == "token-mean")
+                                      merge=cfg.merge_turns and cfg.aggregation == "token-mean",
+                                      frozen_roles=cfg.frozen_roles)
         stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "approx_kl": [], "ref_kl": []}
         grad_norm = 0.0
         total_tokens = self.parallel.sum(sum(s.generated_tokens for s in samples))
