@@ -23,6 +23,11 @@ class Breakdown:
     """The gold answer appeared in a search or browse result the agent (or one of its workers) read."""
     reported_gold: float
     """Planner + worker: a worker's report to the planner stated the gold answer (NaN for a single agent)."""
+    relayed: float
+    """Planner + worker: of the episodes whose reports stated the gold answer, the share the planner
+    answered correctly (NaN for a single agent, or when no report stated it). The planner copies an
+    answer a second time; under a shared episode credit, it is also penalised for faithfully relaying
+    a wrong report."""
     answered: float
     """The episode ended with an answer, not at a turn or context limit."""
     model_calls: float
@@ -59,8 +64,8 @@ def breakdown(records: list[Mapping[str, Any]]) -> Breakdown:
     """The stages of ``records`` (evaluation records of one model, one mode)."""
     if not records:
         nan = float("nan")
-        return Breakdown(0, nan, nan, nan, nan, nan, nan, nan, nan)
-    read = reported = calls = workers = stopped = 0
+        return Breakdown(0, nan, nan, nan, nan, nan, nan, nan, nan, nan)
+    read = reported = relayed = calls = workers = stopped = 0
     has_workers = False
     for record in records:
         gold = str(record.get("gold", ""))
@@ -70,7 +75,9 @@ def breakdown(records: list[Mapping[str, Any]]) -> Breakdown:
         read += any(mentions(text, gold) for t in researchers for text in _tool_texts(t, ("search", "browse")))
         if planners:
             has_workers = True
-            reported += any(mentions(text, gold) for t in planners for text in _tool_texts(t, ("worker",)))
+            told = any(mentions(text, gold) for t in planners for text in _tool_texts(t, ("worker",)))
+            reported += told
+            relayed += told and float(record["score"]) >= 1.0
         calls += sum(1 for t in trajectories for m in t.get("messages", []) if m.get("role") == "assistant")
         spawned = [t for t in trajectories if t.get("role") == "worker"]
         workers += len(spawned)
@@ -81,6 +88,7 @@ def breakdown(records: list[Mapping[str, Any]]) -> Breakdown:
         accuracy=sum(float(r["score"]) for r in records) / n,
         read_gold=read / n,
         reported_gold=reported / n if has_workers else float("nan"),
+        relayed=relayed / reported if reported else float("nan"),
         answered=sum(r.get("stop_reason") == "answer" for r in records) / n,
         model_calls=calls / n,
         workers=workers / n,

@@ -189,19 +189,22 @@ def diagnosis_table(data: dict[str, Any], family: str, *, sampled: bool = False)
     rows = []
     for method, mode in ROWS:
         d = data["diagnosis_sampled" if sampled else "diagnosis"][f"{method}/{mode}"]
-        shares = [number_text(d[key], 2) for key in ("accuracy", "read_gold", "reported_gold", "answered")]
+        shares = [number_text(d.get(key), 2) for key in ("accuracy", "read_gold", "reported_gold", "relayed",
+                                                          "answered")]
         rest = [number_text(d["workers"], 2), number_text(d["worker_stopped"], 2), number_text(d["truncations"], 2)]
         rows.append([LABELS[(method, mode)], str(d["episodes"]), *shares, number_text(d["model_calls"], 1), *rest])
     title = (f"Where sampled episodes fail ({family}-like, noise 0, temperature 1)" if sampled
              else f"Where episodes fail ({family}-like, noise 0)")
     return Table(
         title,
-        ["model", "episodes", "accuracy", "gold answer read", "gold in a worker's report", "answered",
+        ["model", "episodes", "accuracy", "gold answer read", "gold in a worker's report",
+         "reported gold relayed by the planner", "answered",
          "model calls", "workers", "workers stopped by a limit", "context truncations"],
         rows,
         "Shares of episodes, from the evaluation records' trajectories: the gold answer appeared in a search or "
         "browse result the agent or a worker read; a worker's report to the planner stated it; the episode ended "
-        "with an answer rather than at a turn or context limit. Workers stopped: share of workers that hit their "
+        "with an answer rather than at a turn or context limit. Relayed: of the episodes whose reports stated "
+        "the gold answer, the share the planner answered correctly. Workers stopped: share of workers that hit their "
         "turn or context limit and gave no report.",
     )
 

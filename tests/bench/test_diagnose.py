@@ -31,7 +31,8 @@ def test_single_agent_stages():
     ]
     b = breakdown(records)
     assert (b.episodes, b.accuracy, b.read_gold, b.answered) == (2, 0.5, 0.5, 0.5)
-    assert math.isnan(b.reported_gold) and b.workers == 0 and math.isnan(b.worker_stopped)
+    assert math.isnan(b.reported_gold) and math.isnan(b.relayed)
+    assert b.workers == 0 and math.isnan(b.worker_stopped)
     assert b.model_calls == (2 + 3) / 2 and b.truncations == 1.0
 
 
@@ -52,5 +53,21 @@ def test_planner_and_worker_stages():
     b = breakdown(records)
     assert b.read_gold == 1.0           # both workers read it
     assert b.reported_gold == 0.5       # only the first report stated it (other tool text is no report)
+    assert b.relayed == 1.0             # and its planner answered it
     assert b.workers == 1.0 and b.worker_stopped == 0.5
     assert b.model_calls == (2 + 1 + 1 + 1) / 2  # assistant turns of planner and worker, per episode
+
+
+def test_relayed_counts_the_planner_answers_of_reports_that_stated_the_gold():
+    def episode(report: str, score: float) -> dict:
+        planner = {"role": "planner", "stop_reason": "answer",
+                   "messages": [message("assistant", "delegate"), message("tool", report, "worker"),
+                                message("assistant", "<answer>x</answer>")]}
+        worker = {"role": "worker", "stop_reason": "answer", "messages": [message("tool", "Elevation: 126", "browse")]}
+        return record("126", score, "answer", [planner, worker])
+
+    records = [episode("Answer: 126", 1.0), episode("Answer: 126", 0.0), episode("Answer: 126", 1.0),
+               episode("Answer: 442", 0.0)]  # a wrong report: not the planner's failure to relay
+    b = breakdown(records)
+    assert b.reported_gold == 0.75 and b.relayed == 2 / 3
+    assert math.isnan(breakdown([episode("Answer: 442", 0.0)]).relayed)
