@@ -39,8 +39,11 @@ if [ "${REPRODUCE_SECONDS:-330}" = 0 ]; then stamp "done"; exit 0; fi
 stamp "reproduce"
 run=runs/reproduce-gpu
 report=leaderboards/reproduce-gpu
+# HF rollouts of a tiny model are bound by per-token latency on a GPU; vLLM's are not
+engine=hf
+$python -c "import vllm" 2>/dev/null && engine=vllm
 timeout --signal=INT --kill-after=20 "${REPRODUCE_SECONDS:-330}" \
-  $python -m matpo_gym.cli reproduce --preset gpu --out "$run" --report "$report" --quiet "$@" \
+  $python -m matpo_gym.cli reproduce --preset gpu --out "$run" --report "$report" --rollout-engine $engine --quiet "$@" \
   2>&1 | grep -v "Loading weights" | tee "$out/reproduce.log" | tail -30
 stamp "report from the records"
 $python -m matpo_gym.cli reproduce --out "$run" --report "$report" --report-only 2>&1 | tail -3

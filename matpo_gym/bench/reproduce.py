@@ -134,7 +134,8 @@ def rl_config(config: ReproduceConfig, algo: str, seed: int, init: Path, envs: E
         temperature=1.0, max_new_tokens=config.max_new_tokens, eval_every=config.eval_every,
         eval_questions=config.curve_questions, eval_samples=config.curve_samples,
         save_every=max(1, config.rl_steps // 3), seed=seed,  # an interrupted run loses a third at most
-        rollout_batch=max(64, config.questions_per_step * config.group_size), device=config.device, quiet=config.quiet,
+        rollout_batch=max(64, config.questions_per_step * config.group_size), rollout_engine=config.rollout_engine,
+        device=config.device, quiet=config.quiet,
     )
 
 

@@ -118,6 +118,10 @@ class ReproduceConfig:
     """Sampled rollouts of each curve question (the policy RL trains, at temperature 1), besides the
     greedy one: the held-out reward RL maximises, which moves before the greedy answers flip."""
     device: str = "auto"
+    rollout_engine: Literal["hf", "vllm"] = "hf"
+    """RL rollouts from the trained model itself (``hf``) or a vLLM engine synced after every step
+    (GPU, ``pip install "matpo-gym[vllm]"``): a tiny model's HF rollouts are bound by per-token
+    latency on a GPU, so the ``gpu`` preset needs vLLM to be fast."""
     quiet: bool = False
 
     def resolved(self) -> ReproduceConfig:
@@ -196,7 +200,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-RUN_ONLY = ("out", "report", "report_only", "device", "quiet")
+RUN_ONLY = ("out", "report", "report_only", "device", "rollout_engine", "quiet")
 """Settings that say where and how this invocation runs, not what the reproduction is."""
 
 BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0, "curve_samples": 0,

@@ -198,6 +198,8 @@ def test_both_methods_get_the_same_budget(repro):
     envs = write_envs(config)
     penalties = {rl_config(config, algo, 0, config.out / "sft", envs).kl_coef for algo in ("grpo", "matpo")}
     assert penalties == {config.rl_kl_coef} and config.rl_kl_coef > 0
+    vllm = dataclasses.replace(config, rollout_engine="vllm")
+    assert {rl_config(vllm, algo, 0, config.out / "sft", envs).rollout_engine for algo in ("grpo", "matpo")} == {"vllm"}
 
 
 def test_evaluation_questions_are_never_trained_on(repro):
@@ -235,6 +237,10 @@ def test_rerun_resumes_and_a_changed_config_is_refused(repro):
     reproduce(ReproduceConfig(preset="smoke", out=config.out, report=config.report, device="cpu", quiet=True))
     assert checkpoint.stat().st_mtime_ns == before
     assert figures() == before_figures
+    # how rollouts are generated is not what the reproduction is: another engine resumes the run
+    reproduce(ReproduceConfig(preset="smoke", out=config.out, report=config.report, device="cpu", quiet=True,
+                              rollout_engine="vllm"))
+    assert checkpoint.stat().st_mtime_ns == before
     with pytest.raises(ConfigError, match="different settings"):
         reproduce(ReproduceConfig(preset="smoke", out=config.out, report=config.report, rl_steps=3, quiet=True))
 
