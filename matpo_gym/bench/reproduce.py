@@ -154,10 +154,21 @@ Cell = tuple[str, Path, float]
 """(label, env file, noise rate) of one evaluation run."""
 
 
+SFT_SEED = 0
+"""Seed of the SFT warm start's evaluation on every cell."""
+
+
+def sft_seeds(config: ReproduceConfig) -> tuple[int, ...]:
+    """Seeds the warm start is evaluated under: :data:`SFT_SEED` on every cell, each RL seed on the
+    sampled cell. A cell's questions are drawn with its seed, so RL's change under sampling pairs
+    each trained seed's questions with the warm start's answers to the same questions."""
+    return (SFT_SEED, *(seed for seed in config.seeds if seed != SFT_SEED))
+
+
 def model_plan(config: ReproduceConfig) -> list[tuple[str, str, int]]:
-    """(method, mode, seed) of every evaluated model: the SFT warm start in both modes, then each
-    seed's GRPO and MATPO."""
-    return [("sft", mode, 0) for mode in ("single", "matpo")] + [
+    """(method, mode, seed) of every evaluated model: the SFT warm start in both modes (see
+    :func:`sft_seeds`), then each seed's GRPO and MATPO."""
+    return [("sft", mode, seed) for seed in sft_seeds(config) for mode in ("single", "matpo")] + [
         (algo, mode, seed) for seed in config.seeds for algo, mode in METHODS.items()]
 
 
@@ -172,27 +183,33 @@ SAMPLED = "sampled"
 a question."""
 
 
-def evaluation_plan(config: ReproduceConfig, method: str = "grpo") -> list[list[tuple[str, float]]]:
+def evaluation_plan(config: ReproduceConfig, method: str = "grpo",
+                    seed: int = SFT_SEED) -> list[list[tuple[str, float]]]:
     """(label, noise rate) of every evaluation cell of a model trained by ``method``, in order of
     what the report needs first: every family at the first noise rate (the main table), the sampled
     cell (the held-out reward RL maximises), then the context sweep (label ``ctx<budget>``: few
     cells, and the question the setting exists for), then the other noise rates (see
     :data:`EARLY_TIERS` for when each tier runs). The SFT warm start is the table's reference row,
-    not a compared method: its noise tier is empty."""
+    not a compared method: its noise tier is empty, and under seeds other than :data:`SFT_SEED` it
+    plays only the sampled cell."""
     first, *others = config.noise_rates
+    sampled = [(SAMPLED, 0.0)] if config.eval_samples else []
+    if method == "sft" and seed != SFT_SEED:
+        return [[], sampled, [], []]
     sweep = [(f"ctx{ctx}", 0.0) for ctx in config.context_sweep if sweep_label(config, ctx) == f"ctx{ctx}"]
     tiers = [[(family, first) for family in config.eval_families],
-             [(SAMPLED, 0.0)] if config.eval_samples else [],
+             sampled,
              sweep,
              [] if method == "sft" else [(family, rate) for rate in others for family in config.eval_families]]
     return tiers
 
 
-def evaluation_tiers(config: ReproduceConfig, envs: EnvFiles, method: str = "grpo") -> list[list[Cell]]:
+def evaluation_tiers(config: ReproduceConfig, envs: EnvFiles, method: str = "grpo",
+                     seed: int = SFT_SEED) -> list[list[Cell]]:
     """:func:`evaluation_plan` with each cell's env file."""
     paths = {**envs.eval, SAMPLED: envs.eval[config.eval_families[0]],
              **{f"ctx{ctx}": path for ctx, path in envs.sweep.items()}}
-    return [[(label, paths[label], rate) for label, rate in tier] for tier in evaluation_plan(config, method)]
+    return [[(label, paths[label], rate) for label, rate in tier] for tier in evaluation_plan(config, method, seed)]
 
 
 def evaluate(config: ReproduceConfig, model: Model, cells: list[Cell]) -> None:
@@ -255,16 +272,17 @@ sampled cell, the context sweep); the other noise rates wait until every seed is
 run cut short during RL still reports every seed it finished, both methods alike."""
 
 
-def _evaluate_tiers(config: ReproduceConfig, models: list[Model], plan: dict[str, list[list[Cell]]],
+def _evaluate_tiers(config: ReproduceConfig, models: list[Model], envs: EnvFiles,
                     tiers: slice, stream: TextIO) -> None:
     """Evaluate ``models`` tier by tier (every model on a tier before the next tier starts)."""
-    count = len(plan["sft"])
+    plans = [evaluation_tiers(config, envs, model.method, model.seed) for model in models]
+    count = len(plans[0]) if plans else 0
     for tier in range(count)[tiers]:
-        for index, model in enumerate(models, 1):
-            if plan[model.method][tier]:
+        for index, (model, plan) in enumerate(zip(models, plans), 1):
+            if plan[tier]:
                 _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) "
                              f"[tier {tier + 1}/{count}, model {index}/{len(models)}]")
-                evaluate(config, model, plan[model.method][tier])
+                evaluate(config, model, plan[tier])
 
 
 # -- the whole pipeline --------------------------------------------------------------------------
@@ -284,19 +302,18 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
         model_dir = build_model(config)
         check_turn_budget(config, envs, model_dir)
         sft = train_sft(config, model_dir, envs, stream)
-        plan = {method: evaluation_tiers(config, envs, method) for method in ("sft", *METHODS)}
         early, late = slice(0, EARLY_TIERS), slice(EARLY_TIERS, None)
         models = [Model(method, mode, seed, sft) for method, mode, seed in model_plan(config) if method == "sft"]
-        _evaluate_tiers(config, models, plan, early, stream)
+        _evaluate_tiers(config, models, envs, early, stream)
         for seed in config.seeds:
             trained = []
             for method, mode in METHODS.items():
                 folder = config.out / f"{method}-seed{seed}"
                 _say(stream, f"[2/4] {method} seed {seed} ({config.rl_steps} steps) -> {folder}")
                 trained.append(Model(method, mode, seed, _train(rl_config(config, method, seed, sft, envs))))
-            _evaluate_tiers(config, trained, plan, early, stream)
+            _evaluate_tiers(config, trained, envs, early, stream)
             models += trained
-        _evaluate_tiers(config, models, plan, late, stream)
+        _evaluate_tiers(config, models, envs, late, stream)
     _say(stream, f"[4/4] report -> {config.report}")
     return build_report(config)
 

@@ -17,6 +17,7 @@ from typing import Any
 from matpo_gym.bench.diagnose import breakdown
 from matpo_gym.bench.reproduce import (
     SAMPLED,
+    SFT_SEED,
     Model,
     cell_complete,
     cell_records_file,
@@ -77,18 +78,27 @@ def cell(records: Sequence[dict[str, Any]]) -> Cell:
     return Cell(ci.n, ci.mean, ci.low, ci.high, truncations, stops)
 
 
-def paired_change(treated: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Mean per-question score of ``treated`` minus that of ``reference``, over the questions both
-    played, with a 95% bootstrap interval over those questions (each question is its own control,
-    so the spread between easy and hard questions drops out)."""
-    treated_scores, reference_scores = question_means(treated), question_means(reference)
-    common = sorted(treated_scores.keys() & reference_scores.keys())
-    differences = [treated_scores[q] - reference_scores[q] for q in common]
-    return mean_ci(differences)._asdict()
+def paired_change(pairs: Iterable[tuple[Sequence[dict[str, Any]], Sequence[dict[str, Any]]]]) -> dict[str, Any]:
+    """Mean per-question score of the treated records minus that of the reference ones, over the
+    questions both played in each (treated, reference) pair (one pair per seed, whose questions
+    differ), with a 95% bootstrap interval over those (seed, question) pairs: each question is its
+    own control, so the spread between easy and hard questions drops out. ``paired_seeds`` counts
+    the pairs that had a question in common."""
+    differences, paired = [], 0
+    for treated, reference in pairs:
+        treated_scores, reference_scores = question_means(treated), question_means(reference)
+        common = sorted(treated_scores.keys() & reference_scores.keys())
+        differences += [treated_scores[q] - reference_scores[q] for q in common]
+        paired += bool(common)
+    return {**mean_ci(differences)._asdict(), "paired_seeds": paired}
 
 
-def _seeds(method: str, seeds: Sequence[int]) -> Sequence[int]:
-    return (0,) if method == "sft" else seeds
+def _seeds(method: str, seeds: Sequence[int], label: str) -> Sequence[int]:
+    """The seeds a cell was evaluated under: the warm start's only under :data:`SFT_SEED`, except
+    the sampled cell (see :func:`~matpo_gym.bench.reproduce.sft_seeds`)."""
+    if method != "sft":
+        return seeds
+    return tuple(dict.fromkeys((SFT_SEED, *seeds))) if label == SAMPLED else (SFT_SEED,)
 
 
 def relative_gain(matpo: float, grpo: float) -> float:
@@ -116,7 +126,8 @@ def progress(config: ReproduceConfig, sft_logs: list[list[dict[str, Any]]],
         steps = sum(len([r for r in rows if "reward" in r]) for rows in runs)
         done[f"{algo} steps"] = [steps, config.rl_steps * len(config.seeds)]
     models = [Model(*key, config.out) for key in model_plan(config)]
-    cells = [(m, label, rate) for m in models for tier in evaluation_plan(config, m.method) for label, rate in tier]
+    cells = [(m, label, rate) for m in models for tier in evaluation_plan(config, m.method, m.seed)
+             for label, rate in tier]
     done["evaluation cells"] = [sum(cell_complete(config, *c) for c in cells), len(cells)]
     return done
 
@@ -131,15 +142,19 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     cells: dict[tuple[str, str, str, float], dict[str, Any]] = {}
     run_seconds: dict[Path, float] = {}
     """Each evaluation run file read so far -> the largest ``seconds`` of its records."""
+    sampled_files: dict[Path, list[dict[str, Any]]] = {}
+    """The sampled cells' records by file: RL's change pairs them seed by seed."""
 
     def read(method: str, mode: str, label: str, rate: float) -> list[dict[str, Any]]:
         key = (method, mode, label, rate)
         if key in records:
             return records[key]
         found: list[dict[str, Any]] = []
-        for path in cell_files(out, method, mode, _seeds(method, seeds), label, rate):
+        for path in cell_files(out, method, mode, _seeds(method, seeds, label), label, rate):
             part = _records(path)
             run_seconds[path] = max((float(r.get("seconds", 0)) for r in part), default=0.0)
+            if label == SAMPLED:
+                sampled_files[path] = part
             found += part
         if key in diagnosed:
             records[key] = found
@@ -167,7 +182,11 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     diagnosis = {f"{m}/{mode}": breakdown(read(m, mode, families[0], 0.0)).to_dict() for m, mode in ROWS}
     diagnosis_sampled = {f"{m}/{mode}": breakdown(read(m, mode, SAMPLED, 0.0)).to_dict() for m, mode in ROWS}
     sampled = {f"{m}/{mode}": pooled(m, mode, SAMPLED, 0.0) for m, mode in ROWS}
-    sampled_change = {f"{m}/{mode}": paired_change(read(m, mode, SAMPLED, 0.0), read("sft", mode, SAMPLED, 0.0))
+    def sampled_records(method: str, mode: str, seed: int) -> list[dict[str, Any]]:
+        return sampled_files.get(cell_records_file(out, Model(method, mode, seed, out), SAMPLED, 0.0), [])
+
+    sampled_change = {f"{m}/{mode}": paired_change((sampled_records(m, mode, s), sampled_records("sft", mode, s))
+                                                   for s in seeds)
                       for m, mode in ROWS[2:]}
     sft_logs = [_records(out / stage / "metrics.jsonl") for stage in ("sft", "sft-tune")]
     logs = {algo: [_records(out / f"{algo}-seed{s}" / "metrics.jsonl") for s in seeds] for algo in METHODS}

@@ -137,17 +137,26 @@ def sampled_table(data: dict[str, Any], config: ReproduceConfig) -> Table:
     for method, mode in ROWS:
         key = f"{method}/{mode}"
         change = data["sampled_change"].get(key)
-        versus = "" if change is None else f"{_change_text(change)} (n={change['n']})"
+        versus = "" if change is None else _paired_text(change, len(config.seeds))
         rows.append([LABELS[(method, mode)], _cell_text(data["sampled"][key]), versus])
     family = config.eval_families[0]
     return Table(
         f"Held-out accuracy under sampling ({family}-like, noise 0)",
         ["model", "accuracy", "change vs the SFT warm start in the same mode [95% CI]"], rows,
         f"The policy RL trains: temperature 1, {config.eval_samples} episodes per held-out question, "
-        f"seeds pooled; accuracy intervals bootstrap over episodes. The change is per question (the trained "
-        f"model's mean score on it minus the warm start's), bootstrapped over questions, so each question is "
-        f"its own control.",
+        f"seeds pooled; accuracy intervals bootstrap over episodes. Each seed plays its own questions, and "
+        f"the warm start plays each seed's: the change is per question (the trained model's mean score on "
+        f"it minus the warm start's on the same question), bootstrapped over the (seed, question) pairs, so "
+        f"each question is its own control.",
     )
+
+
+def _paired_text(change: dict[str, Any], seeds: int) -> str:
+    """A paired change with its n, and the seeds it pairs where the warm start lacks some seed's
+    questions (a run made before the warm start played every seed's)."""
+    text = f"{_change_text(change)} (n={change['n']})"
+    paired = change.get("paired_seeds", seeds)
+    return text if paired >= seeds else f"{text}, {paired} of {seeds} seeds paired"
 
 
 def held_out_table(data: dict[str, Any]) -> Table:

@@ -86,8 +86,9 @@ def test_numbers_come_from_the_records(repro):
         assert data["pressure"][row][str(config.context_tokens)] == data["table"][row][first]
         assert not (config.out / "eval" / f"{method}-{mode}-seed0-ctx{config.context_tokens}-noise0").exists()
         sampled_diagnosis, sampled_cell = data["diagnosis_sampled"][row], data["sampled"][row]
-        assert sampled_diagnosis["episodes"] == sampled_cell["n"] == config.eval_questions * config.eval_samples * (
-            1 if method == "sft" else len(config.seeds))
+        # the warm start plays every seed's sampled questions, so RL's change pairs each with itself
+        assert sampled_diagnosis["episodes"] == sampled_cell["n"] == config.eval_questions * config.eval_samples * len(
+            set(config.seeds) | {0})
         assert math.isclose(sampled_diagnosis["accuracy"], sampled_cell["accuracy"])
     for algo in ("grpo", "matpo"):
         rewards = {s: [r["reward"] for r in records(config.out / f"{algo}-seed{s}" / "metrics.jsonl") if "reward" in r]
@@ -109,18 +110,21 @@ def test_numbers_come_from_the_records(repro):
         # the sampled evaluation cell: eval_samples episodes per question, paired with the warm start
         mode = {"grpo": "single", "matpo": "matpo"}[algo]
         cell_path = "{}-{}-seed{}-sampled-noise0/{}.jsonl"
-        played = [r for s in config.seeds for r in records(config.out / "eval" / cell_path.format(algo, mode, s, mode))]
-        warm = records(config.out / "eval" / cell_path.format("sft", mode, 0, mode))
-        assert len(played) == config.eval_questions * config.eval_samples * len(config.seeds)
-        assert len(warm) == config.eval_questions * config.eval_samples
+        played = {s: records(config.out / "eval" / cell_path.format(algo, mode, s, mode)) for s in config.seeds}
+        warm = {s: records(config.out / "eval" / cell_path.format("sft", mode, s, mode)) for s in config.seeds}
+        everything = [r for s in config.seeds for r in played[s]]
+        assert len(everything) == config.eval_questions * config.eval_samples * len(config.seeds)
         pooled = data["sampled"][f"{algo}/{mode}"]
-        assert pooled["n"] == len(played)
-        assert math.isclose(pooled["accuracy"], sum(r["score"] for r in played) / len(played))
-        questions = sorted({r["task_id"] for r in warm})
-        per_question = [sum(r["score"] for r in played if r["task_id"] == q) / (len(played) / len(questions))
-                        - sum(r["score"] for r in warm if r["task_id"] == q) / config.eval_samples for q in questions]
+        assert pooled["n"] == len(everything)
+        assert math.isclose(pooled["accuracy"], sum(r["score"] for r in everything) / len(everything))
+        per_question = []  # seed by seed: the trained model and the warm start on that seed's questions
+        for s in config.seeds:
+            assert {r["task_id"] for r in warm[s]} == {r["task_id"] for r in played[s]}
+            per_question += [sum(r["score"] for r in played[s] if r["task_id"] == q) / config.eval_samples
+                             - sum(r["score"] for r in warm[s] if r["task_id"] == q) / config.eval_samples
+                             for q in sorted({r["task_id"] for r in warm[s]})]
         change = data["sampled_change"][f"{algo}/{mode}"]
-        assert change["n"] == config.eval_questions
+        assert change["n"] == config.eval_questions * len(config.seeds) and change["paired_seeds"] == len(config.seeds)
         assert math.isclose(change["mean"], sum(per_question) / len(per_question), abs_tol=1e-12)
         assert sampled["before"]["n"] == len(before) == config.curve_questions * len(config.seeds)
         assert math.isclose(sampled["before"]["mean"], sum(before) / len(before))
@@ -274,6 +278,21 @@ def test_a_report_of_an_older_run_states_what_it_ran_with(repro, tmp_path):
     assert saved["config"].get("sft_context_weight") is None  # the record itself is left as it was
 
 
+def test_a_warm_start_without_a_seeds_questions_pairs_the_other_seeds_and_says_so(repro, tmp_path):
+    """A run made before the warm start played every seed's sampled questions pairs only seed 0's."""
+    import shutil
+
+    config, _ = repro
+    old = tmp_path / "out"
+    shutil.copytree(config.out, old)
+    for mode in ("single", "matpo"):
+        shutil.rmtree(old / "eval" / f"sft-{mode}-seed1-sampled-noise0")
+    path = reproduce(ReproduceConfig(out=old, report=tmp_path / "report", report_only=True))
+    change = json.loads((tmp_path / "report" / "report.json").read_text())["sampled_change"]["matpo/matpo"]
+    assert change["paired_seeds"] == 1 and change["n"] == config.eval_questions
+    assert f"(n={config.eval_questions}), 1 of {len(config.seeds)} seeds paired" in path.read_text()
+
+
 def test_bad_settings_are_refused_with_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="group_size"):
         ReproduceConfig(preset="smoke", group_size=1).resolved()
@@ -317,8 +336,10 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     path = reproduce(ReproduceConfig(out=cut, report=tmp_path / "report", report_only=True))
     families, rates, sweep = len(config.eval_families), len(config.noise_rates), len(config.context_sweep) - 1
     sampled = 1 if config.eval_samples else 0
-    # SFT: noise 0 only
-    planned = 2 * (families + sweep + sampled) + 2 * len(config.seeds) * (families * rates + sweep + sampled)
+    # SFT: noise 0 only, and under each other seed its sampled cell alone
+    others = len(set(config.seeds) - {0})
+    planned = 2 * (families + sweep + sampled) + 2 * others * sampled + 2 * len(config.seeds) * (
+        families * rates + sweep + sampled)
     assert f"evaluation cells {planned - 1}/{planned}" in path.read_text()
     assert "**Incomplete run**" in path.read_text()
     progress = json.loads((tmp_path / "report" / "report.json").read_text())["progress"]
