@@ -70,15 +70,20 @@ def longest_demonstrated_turn(config: ReproduceConfig, envs: EnvFiles, model: Pa
     return max((d.longest_turn for d in demos), default=0)
 
 
-def check_turn_budget(config: ReproduceConfig, envs: EnvFiles, model: Path) -> None:
+def check_turn_budget(config: ReproduceConfig, envs: EnvFiles, model: Path, stream: TextIO) -> None:
     """Refuse a ``max_new_tokens`` shorter than a demonstrated turn: the warm start would learn
-    actions it can never finish in a rollout (a delegation cut before ``</tool_call>``)."""
+    actions it can never finish in a rollout (a delegation cut before ``</tool_call>``). A run
+    whose training already started under that cap resumes with it (its records are made with it),
+    and is told."""
     longest = longest_demonstrated_turn(config, envs, model)
-    if longest > config.max_new_tokens:
-        raise ConfigError(
-            f"reproduce: the demonstrations have turns of {longest} tokens, but max_new_tokens is "
-            f"{config.max_new_tokens}, so generation would cut those actions off; "
-            f"give --max-new-tokens {longest} or more.")
+    if longest <= config.max_new_tokens:
+        return
+    cut = (f"the demonstrations have turns of {longest} tokens, but max_new_tokens is {config.max_new_tokens}, "
+           "so generation cuts those actions off")
+    if (config.out / "sft" / "metrics.jsonl").is_file():
+        _say(stream, f"warning: {cut}; this run trained with that cap, so it resumes with it.")
+        return
+    raise ConfigError(f"reproduce: {cut}; give --max-new-tokens {longest} or more.")
 
 
 def _checkpoint(out: Path, steps: int) -> Path | None:
@@ -296,11 +301,12 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
     config = from_manifest(config) if config.report_only else config.resolved()
     config.out.mkdir(parents=True, exist_ok=True)
     if not config.report_only:
-        save_manifest(config)
-        record_machine(config)
+        save_manifest(config, write=False)  # another reproduction in this folder is refused first
         envs = write_envs(config)
         model_dir = build_model(config)
-        check_turn_budget(config, envs, model_dir)
+        check_turn_budget(config, envs, model_dir, stream)
+        save_manifest(config)  # a refused setting leaves no manifest behind: a corrected rerun starts afresh
+        record_machine(config)
         sft = train_sft(config, model_dir, envs, stream)
         early, late = slice(0, EARLY_TIERS), slice(EARLY_TIERS, None)
         models = [Model(method, mode, seed, sft) for method, mode, seed in model_plan(config) if method == "sft"]

@@ -216,8 +216,9 @@ def before_the_setting(saved: dict[str, Any]) -> dict[str, Any]:
     return {**BEFORE_THE_SETTING, "sft_difficulty": saved.get("difficulty")}
 
 
-def save_manifest(config: ReproduceConfig) -> None:
-    """``reproduce.json``: the resolved config; a rerun with a different config is refused."""
+def save_manifest(config: ReproduceConfig, *, write: bool = True) -> None:
+    """``reproduce.json``: the resolved config; a rerun with a different config is refused.
+    ``write=False`` only refuses, so a new run's settings are checked before the folder is claimed."""
     path = config.out / "reproduce.json"
     current = {k: v for k, v in to_dict(config).items() if k not in RUN_ONLY}
     current = json.loads(json.dumps(current, default=str))
@@ -232,7 +233,8 @@ def save_manifest(config: ReproduceConfig) -> None:
                 f"use another --out or delete that folder."
             )
         return
-    write_bytes_atomic(path, (json.dumps(current, indent=2) + "\n").encode("utf-8"))
+    if write:
+        write_bytes_atomic(path, (json.dumps(current, indent=2) + "\n").encode("utf-8"))
 
 
 def rerun_command(config: ReproduceConfig) -> str:

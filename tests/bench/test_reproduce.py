@@ -318,6 +318,26 @@ def test_a_generation_cap_shorter_than_a_demonstrated_turn_is_refused_before_tra
     with pytest.raises(ConfigError, match=f"turns of {longest} tokens.*--max-new-tokens {longest} or more"):
         reproduce(dataclasses.replace(config, max_new_tokens=longest - 1), stream=io.StringIO())
     assert not (tmp_path / "out" / "sft").exists()
+    assert not (tmp_path / "out" / "reproduce.json").exists()  # so the corrected command is no "other setting"
+
+
+def test_a_run_trained_under_a_short_cap_resumes_with_it(repro, tmp_path):
+    """A run made before the cap was checked keeps its records' cap: its rerun command still works."""
+    import shutil
+
+    from matpo_gym.bench.reproduce import build_model, longest_demonstrated_turn
+
+    config, _ = repro
+    old = tmp_path / "out"
+    shutil.copytree(config.out, old)
+    short = longest_demonstrated_turn(config, write_envs(config), build_model(config)) - 1
+    manifest = json.loads((old / "reproduce.json").read_text())
+    (old / "reproduce.json").write_text(json.dumps({**manifest, "max_new_tokens": short}))
+    said = io.StringIO()
+    reproduce(ReproduceConfig(preset="smoke", out=old, report=tmp_path / "report", device="cpu", quiet=True,
+                              max_new_tokens=short), stream=said)
+    assert "this run trained with that cap, so it resumes with it" in said.getvalue()
+    assert (tmp_path / "report" / "reproduce.md").is_file()
 
 
 def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
