@@ -25,9 +25,8 @@ class Breakdown:
     """Planner + worker: a worker's report to the planner stated the gold answer (NaN for a single agent)."""
     relayed: float
     """Planner + worker: of the episodes whose reports stated the gold answer, the share the planner
-    answered correctly (NaN for a single agent, or when no report stated it). The planner copies an
-    answer a second time; under a shared episode credit, it is also penalised for faithfully relaying
-    a wrong report."""
+    answered correctly (NaN for a single agent, or when no report stated it): the planner copies the
+    answer a second time, and can lose it there."""
     answered: float
     """The episode ended with an answer, not at a turn or context limit."""
     model_calls: float

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -163,17 +164,18 @@ SFT_SEED = 0
 """Seed of the SFT warm start's evaluation on every cell."""
 
 
-def sft_seeds(config: ReproduceConfig) -> tuple[int, ...]:
-    """Seeds the warm start is evaluated under: :data:`SFT_SEED` on every cell, each RL seed on the
-    sampled cell. A cell's questions are drawn with its seed, so RL's change under sampling pairs
-    each trained seed's questions with the warm start's answers to the same questions."""
-    return (SFT_SEED, *(seed for seed in config.seeds if seed != SFT_SEED))
+def sft_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    """Seeds the warm start is evaluated under, given the RL ``seeds``: :data:`SFT_SEED` on every
+    cell, each RL seed on the sampled cell. A cell's questions are drawn with its seed, so RL's
+    change under sampling pairs each trained seed's questions with the warm start's answers to the
+    same questions."""
+    return (SFT_SEED, *(seed for seed in seeds if seed != SFT_SEED))
 
 
 def model_plan(config: ReproduceConfig) -> list[tuple[str, str, int]]:
     """(method, mode, seed) of every evaluated model: the SFT warm start in both modes (see
     :func:`sft_seeds`), then each seed's GRPO and MATPO."""
-    return [("sft", mode, seed) for seed in sft_seeds(config) for mode in ("single", "matpo")] + [
+    return [("sft", mode, seed) for seed in sft_seeds(config.seeds) for mode in ("single", "matpo")] + [
         (algo, mode, seed) for seed in config.seeds for algo, mode in METHODS.items()]
 
 

@@ -23,6 +23,7 @@ from matpo_gym.bench.reproduce import (
     cell_records_file,
     evaluation_plan,
     model_plan,
+    sft_seeds,
     sweep_label,
 )
 from matpo_gym.bench.reproduce_config import METHODS, ReproduceConfig, load_manifest
@@ -98,7 +99,7 @@ def _seeds(method: str, seeds: Sequence[int], label: str) -> Sequence[int]:
     the sampled cell (see :func:`~matpo_gym.bench.reproduce.sft_seeds`)."""
     if method != "sft":
         return seeds
-    return tuple(dict.fromkeys((SFT_SEED, *seeds))) if label == SAMPLED else (SFT_SEED,)
+    return sft_seeds(seeds) if label == SAMPLED else (SFT_SEED,)
 
 
 def relative_gain(matpo: float, grpo: float) -> float:
@@ -182,6 +183,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     diagnosis = {f"{m}/{mode}": breakdown(read(m, mode, families[0], 0.0)).to_dict() for m, mode in ROWS}
     diagnosis_sampled = {f"{m}/{mode}": breakdown(read(m, mode, SAMPLED, 0.0)).to_dict() for m, mode in ROWS}
     sampled = {f"{m}/{mode}": pooled(m, mode, SAMPLED, 0.0) for m, mode in ROWS}
+
     def sampled_records(method: str, mode: str, seed: int) -> list[dict[str, Any]]:
         return sampled_files.get(cell_records_file(out, Model(method, mode, seed, out), SAMPLED, 0.0), [])
 
