@@ -200,14 +200,13 @@ def evaluation_plan(config: ReproduceConfig, method: str = "grpo",
     not a compared method: its noise tier is empty, and under seeds other than :data:`SFT_SEED` it
     plays only the sampled cell."""
     first, *others = config.noise_rates
-    sampled = [(SAMPLED, 0.0)] if config.eval_samples else []
-    if method == "sft" and seed != SFT_SEED:
-        return [[], sampled, [], []]
     sweep = [(f"ctx{ctx}", 0.0) for ctx in config.context_sweep if sweep_label(config, ctx) == f"ctx{ctx}"]
     tiers = [[(family, first) for family in config.eval_families],
-             sampled,
+             [(SAMPLED, 0.0)] if config.eval_samples else [],
              sweep,
              [] if method == "sft" else [(family, rate) for rate in others for family in config.eval_families]]
+    if method == "sft" and seed != SFT_SEED:
+        return [[cell for cell in tier if cell[0] == SAMPLED] for tier in tiers]
     return tiers
 
 

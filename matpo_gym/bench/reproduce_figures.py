@@ -185,6 +185,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
     sampled = {f"{m}/{mode}": pooled(m, mode, SAMPLED, 0.0) for m, mode in ROWS}
 
     def sampled_records(method: str, mode: str, seed: int) -> list[dict[str, Any]]:
+        read(method, mode, SAMPLED, 0.0)  # parses each seed's file once, into sampled_files
         return sampled_files.get(cell_records_file(out, Model(method, mode, seed, out), SAMPLED, 0.0), [])
 
     sampled_change = {f"{m}/{mode}": paired_change((sampled_records(m, mode, s), sampled_records("sft", mode, s))

@@ -155,7 +155,7 @@ def _paired_text(change: dict[str, Any], seeds: int) -> str:
     """A paired change with its n, and the seeds it pairs where the warm start lacks some seed's
     questions (a run made before the warm start played every seed's)."""
     text = f"{_change_text(change)} (n={change['n']})"
-    paired = change.get("paired_seeds", seeds)
+    paired = change["paired_seeds"]
     return text if paired >= seeds else f"{text}, {paired} of {seeds} seeds paired"
 
 
