@@ -80,7 +80,7 @@ def test_trainer_step_time(benchmark, head):
     from matpo_gym.trainers.state import load_model
 
     device = resolve_device("auto")
-    plan = resolve_precision("auto", device.type)  # as the trainer runs: bf16-mixed on CUDA, fp32 on CPU
+    plan = resolve_precision("auto", device.type)  # as the trainer runs (bf16-mixed on CUDA and bfloat16 CPUs)
     model, _ = load_model(str(ensure_tiny()), device, plan)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     samples = [Sample([5] * 448, [7] * 64, [-1.0] * 64, 1.0 if i % 2 else -1.0, "planner") for i in range(32)]

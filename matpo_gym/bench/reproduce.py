@@ -330,20 +330,35 @@ def _say(stream: TextIO, text: str) -> None:
 
 
 def machine_description(device: str) -> dict[str, str]:
-    """What this invocation computes on, for the report to name (a GPU by its name)."""
+    """What this invocation computes on and in, for the report to name: a GPU by its name, a CPU
+    by its model (the same preset's time differs by 2x between two 2-core CPUs, one of them with
+    bfloat16 matrix units), and the precision training and evaluation compute in."""
     import os
     import platform
 
     import torch
 
     from matpo_gym.policies.hf import resolve_device
+    from matpo_gym.trainers.precision import resolve_precision
 
     where = resolve_device(device)
     if where.type == "cuda":
         name = f"{torch.cuda.get_device_name(where)} (CUDA {torch.version.cuda})"
     else:
-        name = f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
-    return {"device": name, "torch": torch.__version__}
+        name = f"{cpu_model() or 'CPU'}, {os.cpu_count()} cores ({platform.machine()})"
+    return {"device": name, "precision": resolve_precision("auto", where.type).label, "torch": torch.__version__}
+
+
+def cpu_model() -> str:
+    """The CPU's model name as Linux reports it; empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return ""
 
 
 def record_machine(config: ReproduceConfig) -> None:

@@ -61,6 +61,12 @@ def _context_limit(config: ReproduceConfig) -> str:
     return f"context {config.context_tokens} tokens per call (the middle of a longer conversation dropped)"
 
 
+def _machine(machine: dict[str, str]) -> str:
+    """A machine as the report names it, with the precision it computed in where recorded (runs
+    made before it was recorded say only the device)."""
+    return f"{machine['device']} in {machine['precision']}" if "precision" in machine else machine["device"]
+
+
 def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
     c = data["config"]
     minutes = sum(data["compute_seconds"].values()) / 60
@@ -90,7 +96,7 @@ def _header(config: ReproduceConfig, data: dict[str, Any]) -> list[str]:
            else "the demonstrated planner hands the whole question to one worker")
         + f". Model: tiny Llama, hidden {c['hidden_size']}, {c['num_layers']} layers, vocabulary {c['vocab_size']}.",
         "",
-        f"Ran on {' and '.join(m['device'] for m in data['machines']) or 'an unrecorded machine'}. "
+        f"Ran on {' and '.join(map(_machine, data['machines'])) or 'an unrecorded machine'}. "
         f"Compute time of the stages, from their logs: {number_text(minutes, 1)} minutes "
         f"({', '.join(f'{k} {v / 60:.1f}' for k, v in data['compute_seconds'].items())}). Rerun with "
         f"`{rerun_command(config)}`.",

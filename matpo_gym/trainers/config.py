@@ -123,8 +123,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: Precision = "auto"
-    """``bf16-mixed`` (float32 master weights, bfloat16 autocast; ``auto`` on CUDA and AMX CPUs), ``fp32``
-    (``auto`` on other CPUs) or pure ``bf16`` (half the weight memory; updates under a bfloat16 step vanish)."""
+    """``bf16-mixed`` (float32 master weights, bfloat16 autocast; ``auto`` on CUDA and on CPUs with AMX or
+    AVX-512 BF16), ``fp32`` (``auto`` on other CPUs) or pure ``bf16`` (half the weight memory; updates
+    under a bfloat16 step vanish)."""
     sharding: Sharding = "none"
     """``none``: every process holds a full replica of the weights, gradients and AdamW states (data
     parallel). ``fsdp``: PyTorch FSDP2 splits them over the processes, 1/N each, and gathers one

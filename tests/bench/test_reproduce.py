@@ -278,6 +278,26 @@ def test_a_report_of_an_older_run_states_what_it_ran_with(repro, tmp_path):
     assert saved["config"].get("sft_context_weight") is None  # the record itself is left as it was
 
 
+def test_the_report_names_the_machine_and_the_precision_it_computed_in(repro, tmp_path):
+    """Timings depend on the CPU model and on bfloat16 matrix units; a record made before the
+    precision was recorded still reads."""
+    import shutil
+
+    from matpo_gym.bench.reproduce import cpu_model
+    from matpo_gym.trainers.precision import resolve_precision
+
+    config, report = repro
+    (machine,) = json.loads((config.out / "machines.json").read_text())
+    precision = resolve_precision("auto", "cpu").label
+    assert machine["precision"] == precision and machine["device"].startswith(cpu_model() or "CPU")
+    assert f"Ran on {machine['device']} in {precision}." in report.read_text()
+    old = tmp_path / "out"
+    shutil.copytree(config.out, old)
+    (old / "machines.json").write_text(json.dumps([{"device": "CPU, 2 cores (x86_64)", "torch": "2.13.0+cpu"}]))
+    path = reproduce(ReproduceConfig(out=old, report=tmp_path / "report", report_only=True))
+    assert "Ran on CPU, 2 cores (x86_64). Compute time" in path.read_text()
+
+
 def test_a_warm_start_without_a_seeds_questions_pairs_the_other_seeds_and_says_so(repro, tmp_path):
     """A run made before the warm start played every seed's sampled questions pairs only seed 0's."""
     import shutil
@@ -346,7 +366,7 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     config, report = repro
     text = report.read_text()
     assert "Incomplete run" not in text
-    assert "Ran on CPU" in text and "Rerun with `matpo-bench reproduce --preset smoke`" in text
+    assert "Rerun with `matpo-bench reproduce --preset smoke`" in text
     assert f"a KL penalty of {config.rl_kl_coef:g} to the warm start" in text
     cut = tmp_path / "out"
     shutil.copytree(config.out, cut)

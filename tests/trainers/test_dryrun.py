@@ -82,7 +82,7 @@ def test_flag_overrides_are_validated_and_shown(capsys):
     code, out, _ = dry_run(capsys, "--recipe", "trainers/paper-grpo-qwen3-4b.toml",
                            "--group-size", "16", "--questions-per-step", "64", "--device", "cpu")
     assert code == 0
-    on_this_cpu = resolve_precision("auto", "cpu").label  # bf16-mixed where the CPU has AMX
+    on_this_cpu = resolve_precision("auto", "cpu").label  # bf16-mixed where the CPU multiplies bfloat16
     assert "64 questions x G 16 = 1,024 rollouts" in out and f"memory     {on_this_cpu}:" in out
     config = parse(["train", "--recipe", "trainers/tiny-matpo.toml", "--dry-run"])
     assert isinstance(config, TrainConfig) and config.dry_run
