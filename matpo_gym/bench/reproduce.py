@@ -339,26 +339,15 @@ def machine_description(device: str) -> dict[str, str]:
     import torch
 
     from matpo_gym.policies.hf import resolve_device
-    from matpo_gym.trainers.precision import resolve_precision
+    from matpo_gym.trainers.precision import cpu_info, resolve_precision
 
     where = resolve_device(device)
     if where.type == "cuda":
         name = f"{torch.cuda.get_device_name(where)} (CUDA {torch.version.cuda})"
     else:
-        name = f"{cpu_model() or 'CPU'}, {os.cpu_count()} cores ({platform.machine()})"
+        name = f"{cpu_info().get('model name') or 'CPU'}, {os.cpu_count()} cores ({platform.machine()})"
     return {"device": name, "precision": resolve_precision("auto", where.type).label, "torch": torch.__version__}
 
-
-def cpu_model() -> str:
-    """The CPU's model name as Linux reports it; empty elsewhere."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return " ".join(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return ""
 
 
 def record_machine(config: ReproduceConfig) -> None:

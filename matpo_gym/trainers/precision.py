@@ -90,17 +90,27 @@ def native_bf16(device_type: str) -> bool:
 
 
 @functools.cache
-def _cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags as Linux reports them (read without torch, for the dry-run); empty
-    elsewhere."""
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields as Linux reports them in ``/proc/cpuinfo`` (``model name``,
+    ``flags``...; read without torch, for the dry-run); empty elsewhere."""
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                if not line.strip():
+                    if info:
+                        break  # the first processor's block ends at a blank line
+                    continue
+                key, _, value = line.partition(":")
+                info[key.strip()] = " ".join(value.split())
     except OSError:
         pass
-    return frozenset()
+    return info
+
+
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags; empty where they are not reported."""
+    return frozenset(cpu_info().get("flags", "").split())
 
 
 def resolve_precision(precision: str, device_type: str) -> PrecisionPlan:
@@ -113,4 +123,5 @@ def resolve_precision(precision: str, device_type: str) -> PrecisionPlan:
     return PrecisionPlan(precision)  # type: ignore[arg-type]
 
 
-__all__ = ["BF16_CPU_FLAGS", "PRECISIONS", "Precision", "PrecisionPlan", "native_bf16", "resolve_precision"]
+__all__ = ["BF16_CPU_FLAGS", "PRECISIONS", "Precision", "PrecisionPlan", "cpu_info", "native_bf16",
+           "resolve_precision"]

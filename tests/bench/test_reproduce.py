@@ -283,13 +283,12 @@ def test_the_report_names_the_machine_and_the_precision_it_computed_in(repro, tm
     precision was recorded still reads."""
     import shutil
 
-    from matpo_gym.bench.reproduce import cpu_model
-    from matpo_gym.trainers.precision import resolve_precision
+    from matpo_gym.trainers.precision import cpu_info, resolve_precision
 
     config, report = repro
     (machine,) = json.loads((config.out / "machines.json").read_text())
     precision = resolve_precision("auto", "cpu").label
-    assert machine["precision"] == precision and machine["device"].startswith(cpu_model() or "CPU")
+    assert machine["precision"] == precision and machine["device"].startswith(cpu_info().get("model name") or "CPU")
     assert f"Ran on {machine['device']} in {precision}." in report.read_text()
     old = tmp_path / "out"
     shutil.copytree(config.out, old)
