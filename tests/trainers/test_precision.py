@@ -18,6 +18,20 @@ def test_auto_is_mixed_on_cuda_and_float32_on_cpu():
         resolve_precision("fp8", "cuda")
 
 
+@pytest.mark.parametrize(("flags", "native"), [
+    ("fpu sse2 avx2 avx512f avx512_bf16", True),  # AMD Zen 4, Intel Cooper Lake
+    ("fpu sse2 avx2 avx512f amx_tile amx_bf16", True),  # Intel Sapphire Rapids
+    ("fpu sse2 avx2 avx512f avx512_vnni", False),  # AVX-512 without bfloat16 dot products
+    ("", False),  # no flags reported (not Linux)
+])
+def test_a_cpu_multiplies_bfloat16_natively_with_amx_or_avx512_bf16(monkeypatch, flags, native):
+    from matpo_gym.trainers import precision
+
+    monkeypatch.setattr(precision, "cpu_info", lambda: {"model name": "a CPU", "flags": flags} if flags else {})
+    assert precision.native_bf16("cpu") is native
+    assert resolve_precision("auto", "cpu").name == ("bf16-mixed" if native else "fp32")
+
+
 def test_mixed_keeps_float32_weights_and_computes_in_bfloat16():
     plan = resolve_precision("bf16-mixed", "cpu")
     layer = torch.nn.Linear(8, 8).to(plan.weight_dtype())
