@@ -19,10 +19,11 @@ def number_text(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _pct(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a (GRPO scored 0)"
-    return f"{value:+.1%}"
+def _gain_text(gain: float, grpo_accuracy: float) -> str:
+    """The relative gain, or why there is none: GRPO scored 0, or a method has no records yet."""
+    if not math.isnan(gain):
+        return f"{gain:+.1%}"
+    return "n/a (GRPO scored 0)" if grpo_accuracy == 0 else "n/a"
 
 
 def _cell_text(data: dict[str, Any]) -> str:
@@ -63,12 +64,13 @@ def tables(data: dict[str, Any], config: ReproduceConfig) -> list[Table]:
         main_rows.append([LABELS[(method, mode)], *cells, number_text(row["average"])])
     gains = []
     for family in families:
-        text = _pct(data["relative_gain"][family])
         grpo, matpo = data["table"]["grpo/single"][family], data["table"]["matpo/matpo"][family]
+        text = _gain_text(data["relative_gain"][family], grpo["accuracy"] if grpo["n"] else math.nan)
         if grpo["n"] and matpo["n"] and grpo["low"] <= matpo["high"] and matpo["low"] <= grpo["high"]:
             text += ", intervals overlap"
         gains.append(text)
-    main_rows.append(["MATPO vs GRPO, relative", *gains, _pct(data["relative_gain"]["average"])])
+    average = _gain_text(data["relative_gain"]["average"], data["table"]["grpo/single"]["average"])
+    main_rows.append(["MATPO vs GRPO, relative", *gains, average])
     seeds_note = (f"Greedy accuracy on held-out test questions at noise 0; trained methods pooled over seeds "
                   f"{', '.join(map(str, config.seeds))}; 95% bootstrap interval over episodes.")
     result = [Table("Accuracy per family (the paper's table, in miniature)",

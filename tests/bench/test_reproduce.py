@@ -391,6 +391,19 @@ def test_a_run_cut_short_says_what_it_is_missing(repro, tmp_path):
     assert runs[("matpo", 0)]["collapsed"] is not None
 
 
+def test_a_run_stopped_before_rl_gives_no_relative_gain_and_no_reason_it_did_not_earn(repro, tmp_path):
+    """With no GRPO records the relative gain is n/a, not "GRPO scored 0" (a claim about a score
+    that does not exist yet)."""
+    import shutil
+
+    config, _ = repro
+    cut = tmp_path / "out"
+    shutil.copytree(config.out, cut, ignore=shutil.ignore_patterns("grpo-seed*", "matpo-seed*", "eval"))
+    path = reproduce(ReproduceConfig(out=cut, report=tmp_path / "report", report_only=True))
+    gain_row = next(line for line in path.read_text().splitlines() if line.startswith("| MATPO vs GRPO, relative"))
+    assert gain_row.split(" | ")[1:] == ["n/a"] * len(config.eval_families) + ["n/a |"]
+
+
 def test_a_line_cut_short_by_a_crash_leaves_the_report_as_without_it(repro, tmp_path):
     """A crash mid-write leaves half a JSON line at the end of a records file; the report of that
     run still builds, from the complete records."""
