@@ -116,7 +116,8 @@ def train_sft(config: ReproduceConfig, model: Path, envs: EnvFiles, stream: Text
             warmup_steps=min(warmup, steps // 10), weight_decay=0.0, sft_demos=config.sft_demos,
             sft_batch_size=config.sft_batch_size, sft_mode="both", sft_worlds=config.sft_worlds,
             sft_context_weight=config.sft_context_weight, sft_decompose=config.decompose,
-            save_every=max(1, steps // 4), seed=seed, device=config.device, quiet=config.quiet, **start,
+            save_every=max(1, steps // 4), seed=seed, device=config.device, precision=config.precision,
+            quiet=config.quiet, **start,
         )
 
     _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
@@ -141,7 +142,7 @@ def rl_config(config: ReproduceConfig, algo: str, seed: int, init: Path, envs: E
         eval_questions=config.curve_questions, eval_samples=config.curve_samples,
         save_every=max(1, config.rl_steps // 3), seed=seed,  # an interrupted run loses a third at most
         rollout_batch=max(64, config.questions_per_step * config.group_size), rollout_engine=config.rollout_engine,
-        device=config.device, quiet=config.quiet,
+        device=config.device, precision=config.precision, quiet=config.quiet,
     )
 
 
@@ -232,10 +233,12 @@ def evaluate(config: ReproduceConfig, model: Model, cells: list[Cell]) -> None:
     if not pending:
         return
     device = resolve_device(config.device)
-    dtype = resolve_dtype("auto", device)
+    plan = resolve_precision(config.precision, device.type)
+    # auto: bfloat16 weights on CUDA; else the weights' training dtype
+    dtype = resolve_dtype("auto", device) if config.precision == "auto" else plan.weight_dtype()
     weights, tokenizer = load_pretrained(str(model.checkpoint), device, dtype)
-    # float32 weights compute as they were trained and sampled in RL: bfloat16 autocast where native
-    autocast = resolve_precision("auto", device.type).autocast_dtype() if dtype == torch.float32 else None
+    # float32 weights compute as they were trained and sampled in RL: bfloat16 autocast under bf16-mixed
+    autocast = plan.autocast_dtype() if dtype == torch.float32 else None
     for label, path, rate in pending:
         samples = cell_samples(config, label)
         policy = HFPolicy.from_pretrained_objects(
@@ -329,7 +332,7 @@ def _say(stream: TextIO, text: str) -> None:
     print(text, file=stream, flush=True)
 
 
-def machine_description(device: str) -> dict[str, str]:
+def machine_description(device: str, precision: str = "auto") -> dict[str, str]:
     """What this invocation computes on and in, for the report to name: a GPU by its name, a CPU
     by its model (a cpu-preset SFT step takes 0.6-0.85 s on 2 cores of a Xeon with AMX, 1.24 s in
     float32 on 2 cores of an AMD EPYC), and the precision training and evaluation compute in."""
@@ -346,15 +349,14 @@ def machine_description(device: str) -> dict[str, str]:
         name = f"{torch.cuda.get_device_name(where)} (CUDA {torch.version.cuda})"
     else:
         name = f"{cpu_info().get('model name') or 'CPU'}, {os.cpu_count()} cores ({platform.machine()})"
-    return {"device": name, "precision": resolve_precision("auto", where.type).label, "torch": torch.__version__}
-
+    return {"device": name, "precision": resolve_precision(precision, where.type).label, "torch": torch.__version__}
 
 
 def record_machine(config: ReproduceConfig) -> None:
     """Add this machine to ``machines.json`` (a resumed run may span several)."""
     path = config.out / "machines.json"
     seen = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    entry = machine_description(config.device)
+    entry = machine_description(config.device, config.precision)
     if entry not in seen:
         write_bytes_atomic(path, (json.dumps(seen + [entry], indent=2) + "\n").encode("utf-8"))
 

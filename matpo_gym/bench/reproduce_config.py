@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from matpo_gym.bench.results import write_bytes_atomic
 from matpo_gym.config import ConfigError, to_dict
+from matpo_gym.trainers.precision import PRECISIONS, Precision
 
 Preset = Literal["cpu", "pressure", "gpu", "smoke"]
 ContextLimit = Literal["window", "total"]
@@ -118,6 +119,10 @@ class ReproduceConfig:
     """Sampled rollouts of each curve question (the policy RL trains, at temperature 1), besides the
     greedy one: the held-out reward RL maximises, which moves before the greedy answers flip."""
     device: str = "auto"
+    precision: Precision = "auto"
+    """What training keeps and computes in, and evaluation computes in (see ``matpo-bench train
+    --precision``): ``auto`` is ``bf16-mixed`` where bfloat16 is native. How a run computes, not what
+    it is, so a run resumes under another; ``machines.json`` and the report name each one used."""
     rollout_engine: Literal["hf", "vllm"] = "hf"
     """RL rollouts from the trained model itself (``hf``) or a vLLM engine synced after every step
     (GPU, ``pip install "matpo-gym[vllm]"``): a tiny model's HF rollouts are bound by per-token
@@ -148,6 +153,8 @@ class ReproduceConfig:
                 raise ConfigError(f"reproduce: {name} must be at least 1, got {getattr(self, name)}.")
         if self.group_size < 2:
             raise ConfigError("reproduce: group_size must be at least 2 (advantages compare rollouts).")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"reproduce: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
         if self.context_limit not in CONTEXT_LIMITS:
             raise ConfigError(f"reproduce: context_limit must be one of {', '.join(CONTEXT_LIMITS)}, "
                               f"got {self.context_limit!r}.")
@@ -200,7 +207,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-RUN_ONLY = ("out", "report", "report_only", "device", "rollout_engine", "quiet")
+RUN_ONLY = ("out", "report", "report_only", "device", "precision", "rollout_engine", "quiet")
 """Settings that say where and how this invocation runs, not what the reproduction is."""
 
 BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0, "curve_samples": 0,

@@ -297,6 +297,25 @@ def test_the_report_names_the_machine_and_the_precision_it_computed_in(repro, tm
     assert "Ran on CPU, 2 cores (x86_64). Compute time" in path.read_text()
 
 
+def test_a_run_resumed_in_another_precision_records_both(repro, tmp_path):
+    """Precision is how a run computes, not what it is: a finished run resumed with
+    --precision fp32 is accepted, and its record and report name each precision it ran in."""
+    import shutil
+
+    from matpo_gym.trainers.precision import resolve_precision
+
+    config, _ = repro
+    resumed = tmp_path / "out"
+    shutil.copytree(config.out, resumed)
+    path = reproduce(ReproduceConfig(preset="smoke", out=resumed, report=tmp_path / "report", device="cpu",
+                                     precision="fp32", quiet=True), stream=io.StringIO())
+    recorded = [m["precision"] for m in json.loads((resumed / "machines.json").read_text())]
+    assert recorded == list(dict.fromkeys([resolve_precision("auto", "cpu").label, "float32"]))
+    assert "in float32" in path.read_text()
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        ReproduceConfig(preset="smoke", out=tmp_path / "x", precision="fp16").resolved()  # type: ignore[arg-type]
+
+
 def test_a_warm_start_without_a_seeds_questions_pairs_the_other_seeds_and_says_so(repro, tmp_path):
     """A run made before the warm start played every seed's sampled questions pairs only seed 0's."""
     import shutil
