@@ -127,6 +127,9 @@ class ReproduceConfig:
     """RL rollouts from the trained model itself (``hf``) or a vLLM engine synced after every step
     (GPU, ``pip install "matpo-gym[vllm]"``): a tiny model's HF rollouts are bound by per-token
     latency on a GPU, so the ``gpu`` preset needs vLLM to be fast."""
+    replicates: tuple[Path, ...] = ()
+    """Other runs of these settings (another ``--out`` each) whose sampled changes the report pools
+    with this run's: three seeds of a small preset can favour either method by chance."""
     quiet: bool = False
 
     def resolved(self) -> ReproduceConfig:
@@ -207,7 +210,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-RUN_ONLY = ("out", "report", "report_only", "device", "precision", "rollout_engine", "quiet")
+RUN_ONLY = ("out", "report", "report_only", "device", "precision", "rollout_engine", "replicates", "quiet")
 """Settings that say where and how this invocation runs, not what the reproduction is."""
 
 BEFORE_THE_SETTING = {"sft_batch_size": 16, "sft_context_weight": 0.0, "curve_samples": 0,

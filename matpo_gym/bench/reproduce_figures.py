@@ -27,6 +27,7 @@ from matpo_gym.bench.reproduce import (
     sweep_label,
 )
 from matpo_gym.bench.reproduce_config import METHODS, ReproduceConfig, load_manifest
+from matpo_gym.bench.reproduce_replicates import replicates
 from matpo_gym.bench.results import question_means, read_jsonl
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.bench.training_logs import budget, curves, held_out_change, stability
@@ -206,6 +207,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "diagnosis_sampled": diagnosis_sampled,
         "sampled": sampled,
         "sampled_change": sampled_change,
+        "replicates": replicates(config) if config.eval_samples else [],
         "curves": {algo: {key: curves(logs[algo], key) for key in CURVES} for algo in METHODS},
         "held_out": {algo: held_out_change(logs[algo]) for algo in METHODS},
         "stability": [stability(rows, algo, s, config.rl_steps)

@@ -316,6 +316,55 @@ def test_a_run_resumed_in_another_precision_records_both(repro, tmp_path):
         ReproduceConfig(preset="smoke", out=tmp_path / "x", precision="fp16").resolved()  # type: ignore[arg-type]
 
 
+def _sampled_changes(out: Path, seeds, eval_samples: int) -> dict[str, dict[tuple[int, str], float]]:
+    """Each trained method's per (seed, question) sampled change over its warm start, from the records."""
+    cell = "{}-{}-seed{}-sampled-noise0/{}.jsonl"
+    changes = {}
+    for algo, mode in (("grpo", "single"), ("matpo", "matpo")):
+        changes[algo] = {}
+        for s in seeds:
+            played = records(out / "eval" / cell.format(algo, mode, s, mode))
+            warm = records(out / "eval" / cell.format("sft", mode, s, mode))
+            for q in {r["task_id"] for r in played}:
+                changes[algo][(s, q)] = (sum(r["score"] for r in played if r["task_id"] == q)
+                                         - sum(r["score"] for r in warm if r["task_id"] == q)) / eval_samples
+    return changes
+
+
+def test_replicate_runs_are_pooled_and_other_settings_refused(repro, tmp_path):
+    """--replicates pools RL's sampled change over runs of the same settings; MATPO - GRPO pairs
+    each (seed, question) with itself; a run of other settings is no replicate."""
+    import shutil
+
+    config, _ = repro
+    twin = tmp_path / "twin"
+    shutil.copytree(config.out, twin)
+    manifest = json.loads((twin / "reproduce.json").read_text())
+    manifest["noise_rates"] = [0.0]  # another evaluation grid: still a replicate
+    (twin / "reproduce.json").write_text(json.dumps(manifest))
+    path = reproduce(ReproduceConfig(out=config.out, report=tmp_path / "report", report_only=True,
+                                     replicates=(twin,)))
+    rows = json.loads((tmp_path / "report" / "report.json").read_text())["replicates"]
+    assert [r["run"] for r in rows] == [str(config.out), str(twin), "all 2 runs"]
+    changes = _sampled_changes(config.out, config.seeds, config.eval_samples)
+    difference = [changes["matpo"][k] - changes["grpo"][k] for k in changes["grpo"]]
+    assert rows[0]["matpo - grpo"]["n"] == len(difference) == config.eval_questions * len(config.seeds)
+    assert math.isclose(rows[0]["matpo - grpo"]["mean"], sum(difference) / len(difference), abs_tol=1e-12)
+    for key in ("grpo", "matpo"):
+        values = list(changes[key].values())
+        assert math.isclose(rows[0][key]["mean"], sum(values) / len(values), abs_tol=1e-12)
+        assert rows[2][key]["n"] == 2 * rows[0][key]["n"] and math.isclose(rows[2][key]["mean"], rows[0][key]["mean"])
+    assert "all 2 runs" in path.read_text()
+
+    manifest["rl_lr"] = 1.0
+    (twin / "reproduce.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="not a replicate.*rl_lr"):
+        reproduce(ReproduceConfig(out=config.out, report=tmp_path / "r2", report_only=True, replicates=(twin,)))
+    with pytest.raises(ConfigError, match="names the run itself"):
+        reproduce(ReproduceConfig(out=config.out, report=tmp_path / "r3", report_only=True,
+                                  replicates=(config.out,)))
+
+
 def test_a_warm_start_without_a_seeds_questions_pairs_the_other_seeds_and_says_so(repro, tmp_path):
     """A run made before the warm start played every seed's sampled questions pairs only seed 0's."""
     import shutil
