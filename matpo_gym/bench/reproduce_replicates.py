@@ -1,11 +1,12 @@
 """Replicate runs of one reproduction, pooled: RL's change of the sampled held-out reward over the
 warm start, per run and over all of them.
 
-Three seeds of a small preset can favour either method by chance: two full runs of the cpu preset
-favoured one method each. Pooling replicates (the same settings, another ``--out`` each: another
-machine, precision or draw) says which differences survive. Each change pairs a question with
-itself, so the spread between easy and hard questions drops out; MATPO's change minus GRPO's is
-taken per (run, seed, question), so it compares the methods on the same questions too.
+Three seeds of a small preset can favour either method by chance: two runs of the cpu preset (at
+different generation caps) favoured one method each. Pooling replicates (the same settings, another
+``--out`` each: another machine, precision or draw) says which differences survive. Each change
+pairs a question with itself, so the spread between easy and hard questions drops out; MATPO's
+change minus GRPO's is taken per (run, seed, question), so it compares the methods on the same
+questions too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from matpo_gym.bench.reproduce import SAMPLED, Model, cell_records_file
-from matpo_gym.bench.reproduce_config import RUN_ONLY, ReproduceConfig, from_manifest
+from matpo_gym.bench.reproduce_config import METHODS, RUN_ONLY, ReproduceConfig, from_manifest
 from matpo_gym.bench.results import question_means, read_jsonl
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.config import ConfigError
@@ -24,9 +25,6 @@ from matpo_gym.config import ConfigError
 EVALUATION_GRID = ("noise_rates", "context_sweep")
 """Settings a replicate may differ in: cells beyond the main table and the sampled cell, which
 RL and the pooled change never read."""
-
-TRAINED = {"grpo": "single", "matpo": "matpo"}
-
 
 def replicate_config(config: ReproduceConfig, out: Path) -> ReproduceConfig:
     """The settings the run in ``out`` was made with, refused unless they are ``config``'s (but
@@ -43,7 +41,7 @@ def replicate_config(config: ReproduceConfig, out: Path) -> ReproduceConfig:
 
 def _question_changes(out: Path, method: str, seed: int) -> dict[str, float]:
     """Per question of ``seed``'s sampled cell: the trained model's mean score minus the warm start's."""
-    mode = TRAINED[method]
+    mode = METHODS[method]
 
     def means(who: str) -> dict[str, float]:
         return question_means(read_jsonl(cell_records_file(out, Model(who, mode, seed, out), SAMPLED, 0.0))[0])
@@ -57,7 +55,7 @@ def run_changes(config: ReproduceConfig) -> dict[str, list[float]]:
     have, in seed order (a seed not evaluated yet adds nothing)."""
     changes: dict[str, list[float]] = {"grpo": [], "matpo": [], "matpo - grpo": []}
     for seed in config.seeds:
-        grpo, matpo = (_question_changes(config.out, method, seed) for method in TRAINED)
+        grpo, matpo = (_question_changes(config.out, method, seed) for method in ("grpo", "matpo"))
         changes["grpo"] += [grpo[q] for q in sorted(grpo)]
         changes["matpo"] += [matpo[q] for q in sorted(matpo)]
         changes["matpo - grpo"] += [matpo[q] - grpo[q] for q in sorted(grpo.keys() & matpo.keys())]
