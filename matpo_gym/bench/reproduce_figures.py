@@ -28,7 +28,7 @@ from matpo_gym.bench.reproduce import (
 )
 from matpo_gym.bench.reproduce_config import METHODS, ReproduceConfig, load_manifest
 from matpo_gym.bench.reproduce_replicates import replicates
-from matpo_gym.bench.results import question_means, read_jsonl
+from matpo_gym.bench.results import question_changes, read_jsonl
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.bench.training_logs import budget, curves, held_out_change, stability
 
@@ -88,10 +88,9 @@ def paired_change(pairs: Iterable[tuple[Sequence[dict[str, Any]], Sequence[dict[
     the pairs that had a question in common."""
     differences, paired = [], 0
     for treated, reference in pairs:
-        treated_scores, reference_scores = question_means(treated), question_means(reference)
-        common = sorted(treated_scores.keys() & reference_scores.keys())
-        differences += [treated_scores[q] - reference_scores[q] for q in common]
-        paired += bool(common)
+        changes = question_changes(treated, reference)
+        differences += [changes[q] for q in sorted(changes)]
+        paired += bool(changes)
     return {**mean_ci(differences)._asdict(), "paired_seeds": paired}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from matpo_gym.bench.reproduce import SAMPLED, Model, cell_records_file
 from matpo_gym.bench.reproduce_config import METHODS, RUN_ONLY, ReproduceConfig, from_manifest
-from matpo_gym.bench.results import question_means, read_jsonl
+from matpo_gym.bench.results import question_changes, read_jsonl
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.config import ConfigError
 
@@ -43,11 +43,10 @@ def _question_changes(out: Path, method: str, seed: int) -> dict[str, float]:
     """Per question of ``seed``'s sampled cell: the trained model's mean score minus the warm start's."""
     mode = METHODS[method]
 
-    def means(who: str) -> dict[str, float]:
-        return question_means(read_jsonl(cell_records_file(out, Model(who, mode, seed, out), SAMPLED, 0.0))[0])
+    def played(who: str) -> list[dict[str, Any]]:
+        return read_jsonl(cell_records_file(out, Model(who, mode, seed, out), SAMPLED, 0.0))[0]
 
-    trained, warm = means(method), means("sft")
-    return {q: trained[q] - warm[q] for q in trained.keys() & warm.keys()}
+    return question_changes(played(method), played("sft"))
 
 
 def run_changes(config: ReproduceConfig) -> dict[str, list[float]]:

@@ -46,6 +46,14 @@ def question_means(records: Sequence[dict[str, Any]], keys: set[str] | None = No
     return {task: sum(scores) / len(scores) for task, scores in by_question.items()}
 
 
+def question_changes(treated: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Task id -> the treated records' mean score minus the reference's, on the questions both played
+    (each question its own control)."""
+    treated_scores, reference_scores = question_means(treated), question_means(reference)
+    common = treated_scores.keys() & reference_scores.keys()
+    return {task: treated_scores[task] - reference_scores[task] for task in common}
+
+
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
     """The complete records of a JSONL file (none when it is missing), and whether any line was
     left out because it does not parse (a crash in the middle of a write cuts the last one short)."""
