@@ -24,13 +24,14 @@ def make_trainer(config: TrainConfig) -> Recipe:
 
 
 def main(config: TrainConfig) -> dict[str, float]:
-    """Set up, train (resuming from the latest checkpoint in ``config.out``), clean up; with
-    ``config.dry_run``, only validate the config and print what the run needs."""
-    if config.dry_run:
-        from matpo_gym.trainers.dryrun import dry_run
+    """Validate, set up, train (resuming from the latest checkpoint in ``config.out``), clean up;
+    with ``config.dry_run``, only validate the config and print what the run needs."""
+    from matpo_gym.trainers.dryrun import check, dry_run
 
+    if config.dry_run:
         dry_run(config)
         return {}
+    check(config)  # the dry run's one-line error, before a model loads or an hour is spent learning nothing
     trainer = make_trainer(config)
     trainer.setup()
     try:

@@ -59,10 +59,19 @@ class Sample:
 
 
 def turn_sample(turn: Turn, advantage: float, role: str) -> Sample | None:
-    """The sample of one model turn; None when the policy recorded no token ids for it."""
+    """The sample of one model turn; None when the policy recorded no token ids for it.
+
+    The clipped ratio needs the sampling policy's log-prob of every generated token: a turn
+    without them is refused, since any stand-in (say 0, probability 1) would clip every token.
+    """
     if not turn.completion_ids or turn.prompt_ids is None:
         return None
-    logprobs = turn.completion_logprobs or [0.0] * len(turn.completion_ids)
+    logprobs = turn.completion_logprobs
+    if logprobs is None or len(logprobs) != len(turn.completion_ids):
+        recorded = "no" if logprobs is None else str(len(logprobs))
+        raise ValueError(f"A {role} turn has {len(turn.completion_ids)} generated token ids but {recorded} "
+                         "log-probs; RL needs the sampling policy's log-prob of each (use a policy that "
+                         "records them: hf or vllm).")
     return Sample(list(turn.prompt_ids), list(turn.completion_ids), list(logprobs), advantage, role)
 
 
@@ -122,7 +131,8 @@ def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bo
     extend each other, :func:`merge_turns`; not with ``parent_mask``, whose rows are per turn).
 
     Turns with zero advantage contribute no gradient under the clipped loss (without a KL term),
-    so they are skipped by default to save compute. With ``worker_advantage="parent_mask"`` every
+    so they are skipped by default to save compute; their tokens still count in the token mean
+    (the trainer counts them from a second, unskipped call). With ``worker_advantage="parent_mask"`` every
     worker sample gets :func:`parent_mask_advantages` against the planner turn that spawned its
     worker, and is kept even when that row is all zeros: its tokens still count in the token mean,
     as in the reference. Trajectories of ``frozen_roles`` give no samples (their planner turns
@@ -215,7 +225,8 @@ def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
     """
     targets = input_ids[:, 1:]
     decoder, head = getattr(model, "get_decoder", None), getattr(model, "get_output_embeddings", None)
-    sparse = positions is not None and decoder is not None and head is not None and head() is not None
+    sparse = (positions is not None and decoder is not None and head is not None and head() is not None
+              and head_gives_logits(model))
     if sparse:
         hidden = decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
         logits, wanted = head()(hidden[positions]), targets[positions]                 # [N, V], [N]
@@ -231,6 +242,25 @@ def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
     out = torch.zeros(targets.shape, dtype=picked.dtype, device=picked.device)
     out[positions] = picked
     return out
+
+
+POST_HEAD_SETTINGS = {"final_logit_softcapping": None, "logit_scale": 1.0, "logits_scaling": 1.0}
+"""Config fields of models whose forward transforms the LM head's output (Gemma 2/3 soft-capping,
+Cohere's and Granite's scaling), with the value that leaves it alone."""
+
+
+def head_gives_logits(model: torch.nn.Module) -> bool:
+    """Whether the LM head's output is the model's logits, so scoring a few positions through the
+    decoder and the head alone matches the full forward (and so the rollout's log-probs).
+
+    >>> from types import SimpleNamespace
+    >>> head_gives_logits(SimpleNamespace(config=SimpleNamespace(final_logit_softcapping=30.0)))
+    False
+    >>> head_gives_logits(SimpleNamespace(config=SimpleNamespace(final_logit_softcapping=None)))
+    True
+    """
+    config = getattr(model, "config", None)
+    return all(getattr(config, name, unset) in (None, unset) for name, unset in POST_HEAD_SETTINGS.items())
 
 
 def micro_batches(samples: Sequence[Sample], max_tokens: int) -> Iterator[list[Sample]]:

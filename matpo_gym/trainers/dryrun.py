@@ -285,6 +285,15 @@ def check(config: TrainConfig) -> None:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
     if config.lr <= 0:
         raise ConfigError(f"lr must be positive, got {config.lr:g}")
+    if not 0 < config.clip_eps < 1:
+        raise ConfigError(f"clip_eps must be in (0, 1), got {config.clip_eps:g}")
+    if config.clip_eps_high is not None and config.clip_eps_high <= 0:
+        raise ConfigError(f"clip_eps_high must be positive, got {config.clip_eps_high:g}")
+    if config.dual_clip is not None and config.dual_clip <= 1:
+        raise ConfigError(f"dual_clip must be above 1, got {config.dual_clip:g}: at or below 1 it caps "
+                          "every negative-advantage token's loss at a constant, so none of them learns")
+    if config.kl_coef < 0:
+        raise ConfigError(f"kl_coef must be 0 (off) or more, got {config.kl_coef:g}")
     config.noise_config()
     if config.algo != "sft":
         if config.group_size < 2:

@@ -77,7 +77,7 @@ def policy_loss(
         loss = ((per_token * mask).sum(-1) / norm).mean()
     with torch.no_grad():
         clip_fraction = masked_mean(((ratio - clipped).abs() > 1e-8).to(mask.dtype), mask)
-        approx_kl = masked_mean(torch.exp(-log_ratio) + log_ratio - 1, mask)
+        approx_kl = masked_mean(ratio - 1 - log_ratio, mask)       # k3 with samples from the old policy
         stats = LossStats(
             loss=float(loss.detach()),
             clip_fraction=float(clip_fraction),

@@ -197,16 +197,18 @@ class RLTrainer:
         cfg = self.config
         groups = [r.episode_id.split("/step")[0] for r in results]
         credited = assign_credit(results, groups, include_workers=cfg.algo == "matpo", scale=cfg.advantage_scale)
-        samples = samples_from_credit(credited, skip_zero_advantage=cfg.kl_coef == 0,
-                                      worker_advantage=cfg.worker_advantage,
-                                      merge=cfg.merge_turns and cfg.aggregation == "token-mean",
-                                      frozen_roles=cfg.frozen_roles)
+        selection: dict[str, Any] = dict(worker_advantage=cfg.worker_advantage, frozen_roles=cfg.frozen_roles,
+                                         merge=cfg.merge_turns and cfg.aggregation == "token-mean")
+        samples = samples_from_credit(credited, skip_zero_advantage=cfg.kl_coef == 0, **selection)
+        # the mean runs over every generated token, zero-advantage turns included: leaving them out
+        # saves their forward pass but must not shrink the denominator (and so scale up the rest)
+        counted = samples_from_credit(credited, skip_zero_advantage=False, **selection) if cfg.kl_coef == 0 else samples
         stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "approx_kl": [], "ref_kl": []}
         grad_norm = 0.0
-        total_tokens = self.parallel.sum(sum(s.generated_tokens for s in samples))
-        total_samples = self.parallel.sum(len(samples))
-        if total_samples:
-            max_len = max((s.generated_tokens for s in samples), default=1)
+        total_tokens = self.parallel.sum(sum(s.generated_tokens for s in counted))
+        total_samples = self.parallel.sum(len(counted))
+        if self.parallel.sum(len(samples)):
+            max_len = max((s.generated_tokens for s in counted), default=1)
             chunks = list(micro_batches(samples, cfg.micro_batch_tokens))
             real = len(chunks)
             if self.sharded:  # FSDP gathers in every forward: every process runs as many micro-batches

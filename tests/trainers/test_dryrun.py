@@ -102,6 +102,9 @@ def test_flag_overrides_are_validated_and_shown(capsys):
         ('[train]\nalgo = "grpo"\nnoise = 0.2\nnoise_kinds = "flaky"\n', [], "noise: unknown noise kind 'flaky'"),
         ('[train]\nalgo = "grpo"\nnoise = 1.5\n', [], "noise: rate must be a number in [0, 1], got 1.5"),
         ('[train]\nalgo = "sft"\n', ["--noise", "0.2"], "SFT imitates scripted demonstrations"),
+        ('[train]\nalgo = "grpo"\ndual_clip = 0.5\n', [], "dual_clip must be above 1"),
+        ('[train]\nalgo = "grpo"\nclip_eps = 1.5\n', [], "clip_eps must be in (0, 1)"),
+        ('[train]\nalgo = "grpo"\nkl_coef = -0.1\n', [], "kl_coef must be 0 (off) or more"),
     ],
 )
 def test_a_broken_recipe_fails_with_one_clear_line(capsys, tmp_path, recipe, flags, message):
@@ -111,6 +114,20 @@ def test_a_broken_recipe_fails_with_one_clear_line(capsys, tmp_path, recipe, fla
     assert code == 2 and out == ""
     assert err.startswith("matpo-bench: error: ") and message in err
     assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--algo", "matpo", "--frozen-roles", "planer"], "'planer' is not one of them"),
+    (["--algo", "grpo", "--group-size", "1"], "group_size must be at least 2"),
+    (["--algo", "grpo", "--temperature", "0"], "temperature must be positive"),
+])
+def test_a_real_run_refuses_what_a_dry_run_refuses(capsys, tmp_path, flags, message):
+    # the same one-line error before any model loads or folder is written, not only under --dry-run
+    out = tmp_path / "run"
+    code = main(["train", "--recipe", "trainers/tiny-matpo.toml", "--out", str(out), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not out.exists()
 
 
 def test_a_bad_env_file_fails_with_one_clear_line(capsys, tmp_path):

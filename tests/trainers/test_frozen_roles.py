@@ -80,3 +80,36 @@ def test_the_update_trains_only_the_tokens_of_roles_not_frozen(tiny_model_dir):
     assert trained_tokens(()) == 2 * (planner + workers)
     assert trained_tokens(("planner",)) == 2 * workers
     assert trained_tokens(("worker",)) == 2 * planner
+
+
+def test_skipping_zero_advantage_groups_leaves_the_update_unchanged(tiny_model_dir):
+    # without a KL term, zero-advantage turns are left out of the forward pass; their tokens must still
+    # count in the token mean, so the step equals the one with a (zero-gradient) KL term that keeps them
+    import copy
+
+    import torch
+
+    from matpo_gym.trainers.distributed import DataParallel
+    from matpo_gym.trainers.precision import resolve_precision
+    from matpo_gym.trainers.rl import RLTrainer
+    from matpo_gym.trainers.state import load_model
+
+    def step(kl_coef: float) -> list[torch.Tensor]:
+        trainer = RLTrainer(TrainConfig(algo="matpo", lr=1.0, kl_coef=kl_coef, grad_clip=1e9))
+        trainer.parallel = DataParallel(cpu=True)
+        trainer.device = torch.device("cpu")
+        trainer.precision = resolve_precision("fp32", "cpu")
+        trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), trainer.device)
+        trainer.optimizer = torch.optim.SGD(trainer.model.parameters(), lr=1.0)
+        # a reference equal to the model: the KL term is 0 with 0 gradient, but zero-advantage turns stay in
+        trainer.reference = copy.deepcopy(trainer.model) if kl_coef else None
+        trainer.policy = None
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        trainer.update([matpo_episode("a/step0/g0", 1.0), matpo_episode("a/step0/g1", 0.0),
+                        matpo_episode("b/step0/g0", 1.0), matpo_episode("b/step0/g1", 1.0)])
+        return [p.detach() - b for b, p in zip(before, trainer.model.parameters())]
+
+    skipped, kept = step(0.0), step(1e-3)
+    assert any(torch.count_nonzero(d) for d in skipped)
+    for a, b in zip(skipped, kept):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)

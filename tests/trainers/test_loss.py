@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from matpo_gym.trainers.batch import Sample, collate, micro_batches
+from matpo_gym.core.trajectory import Turn
+from matpo_gym.trainers.batch import Sample, collate, micro_batches, turn_sample
 from matpo_gym.trainers.loss import policy_loss
 
 
@@ -30,6 +31,25 @@ def test_ratio_is_clipped_for_positive_and_negative_advantages():
     loss_neg, _ = policy_loss(new, old, torch.tensor([-1.0]), mask, clip_eps=0.2)
     # A < 0: min(-1.5, -1.2) = -1.5 and min(-0.5, -0.8) = -0.8 -> loss (1.5 + 0.8) / 2
     assert float(loss_neg) == pytest.approx((1.5 + 0.8) / 2)
+
+
+def test_approx_kl_estimates_kl_from_the_sampling_policy_to_the_new_one():
+    # tokens drawn from old = [0.5, 0.5] in equal numbers, new = [0.9, 0.1]: the k3 estimate over both
+    # tokens is exactly KL(old || new) = 0.5 log(0.5/0.9) + 0.5 log(0.5/0.1)
+    old = torch.log(torch.tensor([[0.5, 0.5]]))
+    new = torch.log(torch.tensor([[0.9, 0.1]]))
+    _, stats = policy_loss(new, old, torch.tensor([1.0]), torch.ones(1, 2))
+    assert stats.approx_kl == pytest.approx(0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1), abs=1e-6)
+
+
+def test_a_turn_without_rollout_logprobs_is_refused():
+    # a stand-in log-prob (0: probability 1) would make the ratio p_new and clip every token
+    turn = Turn((), "x", "answer", prompt_ids=[1, 2], completion_ids=[3, 4], completion_logprobs=None)
+    with pytest.raises(ValueError, match="2 generated token ids but no log-probs"):
+        turn_sample(turn, 1.0, "worker")
+    short = Turn((), "x", "answer", prompt_ids=[1, 2], completion_ids=[3, 4], completion_logprobs=[-0.1])
+    with pytest.raises(ValueError, match="but 1 log-probs"):
+        turn_sample(short, 1.0, "worker")
 
 
 def test_dual_clip_bounds_negative_advantage_loss():

@@ -50,3 +50,24 @@ def test_a_model_without_a_separate_head_falls_back_to_full_logits(tiny_model_di
     positions[0, 2:5] = positions[1, 6:] = True
     expected = token_logprobs(model, input_ids, attention, positions=positions)
     assert torch.allclose(token_logprobs(Opaque(), input_ids, attention, positions=positions), expected, atol=1e-5)
+
+
+def test_a_soft_capped_head_is_scored_through_the_full_forward():
+    # Gemma 2 soft-caps the head's output in its forward: the decoder + head shortcut would miss it,
+    # and training log-probs would disagree with the rollout's
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(0)
+    model = Gemma2ForCausalLM(Gemma2Config(
+        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, final_logit_softcapping=5.0)).eval()
+    input_ids = torch.randint(0, 128, (1, 9))
+    attention = torch.ones_like(input_ids)
+    positions = torch.ones((1, 8), dtype=torch.bool)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20)  # logits large enough for the cap to bite
+        full = token_logprobs(model, input_ids, attention)
+        picked = token_logprobs(model, input_ids, attention, positions=positions)
+        raw = model.lm_head(model.get_decoder()(input_ids=input_ids).last_hidden_state)
+    assert float(raw.abs().max()) > 10  # uncapped, the shortcut's logits would differ
+    assert torch.allclose(picked, full, atol=1e-5)
