@@ -42,23 +42,25 @@ class Fitted:
         return self.dropped_messages > 0 or self.cut_chars > 0
 
 
+CUT_MARKER = " [...cut to fit the context window]"
+
+
 def _note(count: int) -> Message:
     return Message("user", f"[{count} earlier message(s) removed to fit the context window]")
 
 
 def _cut_content(message: Message, budget: int, count: TokenCounter) -> tuple[Message, int]:
-    """Shorten ``message`` to ``budget`` tokens (binary search on characters); chars removed."""
+    """Shorten ``message`` to ``budget`` tokens, the cut marker included (binary search on
+    characters); chars removed."""
     text = message.content
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count(text[:mid]) + MESSAGE_OVERHEAD <= budget:
+        if count(text[:mid] + CUT_MARKER) + MESSAGE_OVERHEAD <= budget:
             lo = mid
         else:
             hi = mid - 1
-    marker = " [...cut to fit the context window]"
-    kept = text[: max(0, lo - len(marker))]
-    return Message(message.role, kept + marker, message.name), len(text) - len(kept)
+    return Message(message.role, text[:lo] + CUT_MARKER, message.name), len(text) - lo
 
 
 def message_tokens(message: Message, count: TokenCounter = approx_tokens) -> int:
@@ -72,14 +74,28 @@ def conversation_tokens(messages: Sequence[Message], count: TokenCounter = appro
 
 
 def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = approx_tokens) -> Fitted:
-    """Keep head (system + first user message) and the longest tail that fits in ``limit`` tokens."""
+    """Keep head (system + first user message) and the longest tail that fits in ``limit`` tokens.
+
+    A first user message too long to leave the latest message a quarter of the budget is cut
+    itself: the latest message (a summary request, a tool result) is what the model must act on.
+    """
     sizes = [message_tokens(m, count) for m in messages]
     total = sum(sizes)
     if total <= limit:
         return Fitted(tuple(messages), total, 0, 0)
     head_len = min(2, len(messages))
-    head, head_tokens = list(messages[:head_len]), sum(sizes[:head_len])
+    head = list(messages[:head_len])
+    if len(messages) <= head_len:
+        # only the head is there and it alone is too long: cut the first user message
+        first, cut_chars = _cut_content(head[-1], max(limit - sum(sizes[:-1]), MESSAGE_OVERHEAD + 1), count)
+        head[-1] = first
+        return Fitted(tuple(head), sum(sizes[:-1]) + message_tokens(first, count), 0, cut_chars)
     note_tokens = message_tokens(_note(len(messages)), count)
+    cut_chars = 0
+    room = limit - sizes[0] - note_tokens - min(sizes[-1], limit // 4)
+    if head_len == 2 and sizes[1] > room:
+        head[1], cut_chars = _cut_content(head[1], max(room, MESSAGE_OVERHEAD + 1), count)
+    head_tokens = sum(message_tokens(m, count) for m in head)
     budget = limit - head_tokens - note_tokens
     tail: list[Message] = []
     tail_tokens = 0
@@ -88,18 +104,10 @@ def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = a
             break
         tail.insert(0, messages[index])
         tail_tokens += sizes[index]
+    if not tail:
+        latest, cut_latest = _cut_content(messages[-1], max(budget, MESSAGE_OVERHEAD + 1), count)
+        tail, tail_tokens, cut_chars = [latest], message_tokens(latest, count), cut_chars + cut_latest
     dropped = len(messages) - head_len - len(tail)
-    cut_chars = 0
-    if not tail and len(messages) > head_len:
-        latest, cut_chars = _cut_content(messages[-1], max(budget, MESSAGE_OVERHEAD + 1), count)
-        tail = [latest]
-        tail_tokens = message_tokens(latest, count)
-        dropped = len(messages) - head_len - 1
-    elif not tail:
-        # only the head is there and it alone is too long: cut the first user message
-        first, cut_chars = _cut_content(head[-1], max(limit - sum(sizes[:-1]), MESSAGE_OVERHEAD + 1), count)
-        head[-1] = first
-        return Fitted(tuple(head), limit, 0, cut_chars)
     out = head + ([_note(dropped)] if dropped else []) + tail
     tokens = head_tokens + tail_tokens + (note_tokens if dropped else 0)
     return Fitted(tuple(out), tokens, dropped, cut_chars)

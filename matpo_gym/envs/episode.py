@@ -181,6 +181,8 @@ class Episode:
         agent = self._stack[-1]
         prompt = self.prompt()
         action = parse_action(text)
+        if not isinstance(text, str):  # None or another non-text completion: an invalid turn, kept as
+            text = "" if text is None else str(text)  # text so the conversation stays countable
         kind = {ToolCall: "tool_call", Answer: "answer", ParseError: "invalid"}[type(action)]
         tokens = tokens or TokenRecord()
         agent.trajectory.turns.append(

@@ -91,6 +91,7 @@ class MatpoEnv(gym.Env[Observation, str]):
         self.observation_space = observation_space()
         self.action_space = action_space()
         self.episode: Episode | None = None
+        self._over_at_reset = False
         self._task_index = {task.id: task for task in self.tasks}
 
     # -- Gymnasium API -------------------------------------------------------------------------
@@ -103,6 +104,9 @@ class MatpoEnv(gym.Env[Observation, str]):
         ``options`` may pick the task: ``{"task": Task}``, ``{"task_id": str}`` or
         ``{"index": int}``; otherwise one is drawn with the env's RNG. ``{"episode_id": str}``
         names the episode (the batched rollout uses this to keep ids unique).
+
+        A question that alone overflows a whole-episode context cap ends the episode here; the
+        first ``step()`` then returns ``truncated=True`` (whatever the action) with the result.
         """
         super().reset(seed=seed)
         options = options or {}
@@ -125,7 +129,10 @@ class MatpoEnv(gym.Env[Observation, str]):
             tool_timeout=self.spec_config.tools.timeout_s,
             site_base=self.site.base_url if self.site is not None else None,
         )
-        return self._observation(), self._info()  # done already when the question alone is over a context cap
+        # the question alone can be over a context cap: the episode is then over before it began,
+        # which reset() cannot say; the next step() reports it as a truncation
+        self._over_at_reset = self.episode.done
+        return self._observation(), self._info()
 
     def step(self, action: Any) -> tuple[Observation, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply the acting role's text.
@@ -144,6 +151,10 @@ class MatpoEnv(gym.Env[Observation, str]):
         """
         if self.episode is None:
             raise RuntimeError("Call reset() before step().")
+        if self._over_at_reset:
+            self._over_at_reset = False
+            info = self._info()
+            return self._observation(), info["result"].reward, False, True, info
         text = getattr(action, "text", action)
         tokens = TokenRecord(
             prompt_ids=getattr(action, "prompt_ids", None),

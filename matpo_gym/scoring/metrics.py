@@ -10,17 +10,21 @@ from matpo_gym.scoring.normalize import as_number, normalize_answer
 
 
 def exact_match(prediction: str, gold: str) -> float:
-    """1.0 when the normalised strings agree, or both are the same number.
+    """1.0 when both are the same number, or (not both numbers) the normalised strings agree.
+
+    Two numbers are compared as numbers only, so a sign or a decimal point matters.
 
     >>> exact_match("The answer is 1,873.", "1873")
     0.0
     >>> exact_match("1,873", "1873.0")
     1.0
+    >>> exact_match("-5", "5"), exact_match("1.5 km", "15 km")
+    (0.0, 0.0)
     """
-    if normalize_answer(prediction) == normalize_answer(gold):
-        return 1.0
     pred_num, gold_num = as_number(prediction), as_number(gold)
-    return float(pred_num is not None and gold_num is not None and pred_num == gold_num)
+    if pred_num is not None and gold_num is not None:
+        return float(pred_num == gold_num)
+    return float(normalize_answer(prediction) == normalize_answer(gold))
 
 
 def f1(prediction: str, gold: str) -> float:

@@ -34,3 +34,22 @@ def test_oversized_latest_message_is_cut():
     assert fitted.cut_chars > 0
     assert fitted.messages[-1].content.endswith("[...cut to fit the context window]")
     assert sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in fitted.messages) <= 300
+
+
+def test_a_long_first_message_is_cut_before_the_latest_one():
+    # a worker whose subtask alone fills the budget must still see the env's latest message (say,
+    # the request for its summary), whole, and the prompt must fit
+    messages = [Message("system", "You are a worker."), Message("user", "Subtask: " + "word " * 500),
+                Message("assistant", "call"), Message("user", "Write your final summary now.")]
+    fitted = fit_context(messages, 200)
+    assert fitted.messages[-1] == messages[-1]
+    assert fitted.messages[1].content.endswith("[...cut to fit the context window]")
+    assert fitted.tokens == sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in fitted.messages) <= 200
+
+
+def test_a_cut_message_fits_with_its_marker():
+    messages = conversation(0) + [Message("assistant", "call"), Message("tool", "aaaa " * 3000)]
+    for limit in (120, 200, 1000):
+        fitted = fit_context(messages, limit)
+        assert fitted.tokens == sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in fitted.messages)
+        assert limit - 3 <= fitted.tokens <= limit

@@ -169,6 +169,12 @@ def test_a_budget_smaller_than_the_question_ends_the_episode_at_reset(frames_spe
     assert obs["messages"][1]["content"].startswith("Question:")
     assert env.episode.stats.context_limit_stops == 1
     assert env.episode.result().stop_reason == "context_limit"
+    # a plain Gymnasium loop learns of it on its first step, as a truncation, then must reset
+    _, reward, terminated, truncated, info = env.step("<answer>anything</answer>")
+    assert (terminated, truncated) == (False, True) and reward == info["result"].reward
+    assert info["result"].stop_reason == "context_limit"
+    with pytest.raises(RuntimeError, match="over"):
+        env.step("<answer>anything</answer>")
 
 
 def test_stats_to_dict_is_json_ready(frames_spec):

@@ -100,6 +100,18 @@ def test_malformed_action_becomes_an_error_observation(frames_spec):
     assert info["tool_result"].error == "bad_arguments"
 
 
+@pytest.mark.parametrize("action", [None, b"<answer>7</answer>", 7])
+def test_a_non_text_action_is_an_invalid_turn_and_the_episode_goes_on(frames_spec, action):
+    env = MatpoEnv(frames_spec, mode="single")
+    env.reset(options={"index": 0})
+    obs, reward, terminated, truncated, _ = env.step(action)
+    assert (reward, terminated, truncated) == (0.0, False, False)
+    assert "Expected text" in obs["messages"][-1]["content"]
+    assert env.episode.stats.invalid_actions == 1
+    _, _, terminated, _, info = env.step(Answer("7").render())
+    assert terminated and info["result"].prediction == "7"
+
+
 def test_worker_out_of_turns_is_asked_for_a_summary_once(frames_spec):
     spec = frames_spec.with_overrides(limits=frames_spec.limits.__class__(worker_turns=2, planner_turns=3))
     env = MatpoEnv(spec, mode="matpo")
