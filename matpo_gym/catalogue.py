@@ -43,8 +43,11 @@ def available(kind: Kind) -> list[str]:
 def resolve(kind: Kind, name: str) -> Path:
     """The file that ``name`` refers to, or a :class:`CatalogueError` listing the valid names."""
     as_path = Path(name)
-    if as_path.suffix == ".toml" and as_path.is_file():
-        return as_path
+    if as_path.suffix == ".toml":  # a path, never a name
+        if as_path.is_file():
+            return as_path
+        raise CatalogueError(f"No such {SINGULAR[kind]} file: {as_path} (relative to {Path.cwd()}). "
+                             f"Catalogue names: {', '.join(available(kind)) or 'none'}.")
     for folder in search_dirs(kind):
         candidate = folder / f"{name}.toml"
         if candidate.is_file():

@@ -12,6 +12,16 @@ DEFAULT_STOP = ("</tool_call>", "</answer>")
 """Closing tags of the action grammar: a completion ends once it has written one."""
 
 
+def stop_sequences(stop: str | Sequence[str]) -> tuple[str, ...]:
+    """Stop sequences as a tuple; one string is one sequence, as the OpenAI API reads it (not
+    its characters, which would end every completion at its first token).
+
+    >>> stop_sequences("</answer>"), stop_sequences(["</tool_call>", "</answer>"])
+    (('</answer>',), ('</tool_call>', '</answer>'))
+    """
+    return (stop,) if isinstance(stop, str) else tuple(stop)
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     """One generated turn. Model policies fill the token fields; scripted ones leave them None."""

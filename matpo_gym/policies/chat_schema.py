@@ -152,10 +152,19 @@ def parse_request(body: Any) -> ChatRequest:
 # -- completions -> responses ----------------------------------------------------------------------
 
 
-def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """``text`` cut before its first stop sequence, and whether one was found."""
-    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-    return (text, False) if cut < 0 else (text[:cut], True)
+def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, str | None]:
+    """``text`` cut before its first stop sequence, and that sequence (None when none is there).
+
+    >>> apply_stop("<answer>42</answer> more", ("</tool_call>", "</answer>"))
+    ('<answer>42', '</answer>')
+    >>> apply_stop("<answer>42", ("</answer>",))
+    ('<answer>42', None)
+    """
+    found = [(index, s) for s in stop if (index := text.find(s)) >= 0]
+    if not found:
+        return text, None
+    cut, matched = min(found)
+    return text[:cut], matched
 
 
 def _approx_tokens(text: str) -> int:
@@ -164,12 +173,13 @@ def _approx_tokens(text: str) -> int:
 
 def response_body(request: ChatRequest, completion: Completion, model: str) -> dict[str, Any]:
     """The chat-completions response JSON for one completion."""
-    text, stopped = apply_stop(completion.text, request.stop)
-    finish_reason = "stop" if stopped else completion.finish_reason
+    text, matched = apply_stop(completion.text, request.stop)
+    finish_reason = "stop" if matched is not None else completion.finish_reason
     choice: dict[str, Any] = {
         "index": 0,
         "message": {"role": "assistant", "content": text},
         "finish_reason": finish_reason,
+        "stop_reason": matched,  # vLLM's field: the stop string that matched; null for end of turn
         "logprobs": None,
     }
     if request.logprobs and completion.logprobs is not None:

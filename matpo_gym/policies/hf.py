@@ -27,7 +27,7 @@ from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteriaList
 
 from matpo_gym.core.messages import Prompt
-from matpo_gym.policies.base import DEFAULT_STOP, Completion
+from matpo_gym.policies.base import DEFAULT_STOP, Completion, stop_sequences
 from matpo_gym.policies.kv_cache import reserved_cache_arguments
 from matpo_gym.policies.stopping import StopCriteria, eos_ids
 
@@ -210,7 +210,7 @@ class HFPolicy:
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         self.max_prompt_tokens = max_prompt_tokens
-        self.stop = tuple(stop)
+        self.stop = stop_sequences(stop)
         self.autocast = autocast
         """Generate under this autocast dtype (a trainer's float32 master weights computing in bfloat16)."""
         self.eos_ids = eos_ids(model, tokenizer)

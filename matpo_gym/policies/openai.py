@@ -11,7 +11,10 @@ locally.
 
 Stop sequences are cut from the output by the server. When the finish reason is ``stop`` and the
 text has an open tag whose closing tag is one of the stop sequences (``<answer>`` without
-``</answer>``), the closing tag is appended again, so the env parses the action it expects.
+``</answer>``), the closing tag is appended again, so the env parses the action it expects. A server
+that reports what stopped the text (vLLM's and ``serve``'s ``stop_reason``) gets the tag back only
+when a stop string matched: a model that ended its turn with the tag still open wrote an invalid
+action, as it would locally.
 
 Failed requests are retried with exponential backoff and jitter on connection errors, timeouts,
 HTTP 408, 429 and 5xx, waiting at least what a ``Retry-After`` header asks for. Other 4xx errors
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from matpo_gym.core.messages import Message, Prompt
-from matpo_gym.policies.base import Completion
+from matpo_gym.policies.base import Completion, stop_sequences
 
 if TYPE_CHECKING:
     import httpx
@@ -172,7 +175,7 @@ class OpenAIPolicy:
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
-        self.stop = tuple(self.stop)
+        self.stop = stop_sequences(self.stop)
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}.")
         if self.max_retries < 0:
@@ -299,7 +302,10 @@ class OpenAIPolicy:
             ) from None
         if finish_reason == "stop" and self.stop:
             matched = choice.get("stop_reason")
-            text = close_stop_tag(text, self.stop, matched if isinstance(matched, str) else None)
+            if "stop_reason" not in choice:  # the server does not say what stopped it: a stop string, likely
+                text = close_stop_tag(text, self.stop)
+            elif isinstance(matched, str):  # a stop string; null (end of turn) or a token id leaves the text
+                text = close_stop_tag(text, self.stop, matched)
         logprobs = None
         if self.logprobs and isinstance(choice.get("logprobs"), dict):
             entries = choice["logprobs"].get("content") or []

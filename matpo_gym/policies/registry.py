@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -70,10 +71,16 @@ def load_class(target: str, *, base: Path | None = None) -> Callable[..., Policy
             path = base / path
         if not path.is_file():
             raise PolicyError(f"Policy file {path} does not exist.")
-        spec = importlib.util.spec_from_file_location(f"matpo_plugin_{path.stem}", path)
+        name = f"matpo_plugin_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        sys.modules[name] = module  # dataclasses, pickle and typing look a class's module up there
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[name]
+            raise PolicyError(f"Cannot load policy file {path}: {type(exc).__name__}: {exc}") from exc
     else:
         try:
             module = importlib.import_module(module_name)
@@ -90,6 +97,8 @@ def _build(cls: Callable[..., Policy], args: dict[str, Any], label: str) -> Poli
         policy = cls(**args)
     except TypeError as exc:
         raise PolicyError(f"Cannot build policy {label!r} with arguments {sorted(args)}: {exc}") from None
+    except (ImportError, OSError) as exc:  # a missing extra, model folder or hub access: its own message
+        raise PolicyError(f"Cannot build policy {label!r}: {exc}") from exc
     if not isinstance(policy, Policy):
         raise PolicyError(f"{label!r} does not implement the Policy protocol (name + generate).")
     return policy
@@ -114,7 +123,11 @@ def load_policy(name: str, **overrides: Any) -> Policy:
         return _build(load_class(name), overrides, name)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
-            return _build(ep.load(), overrides, name)
+            try:
+                factory = ep.load()
+            except (ImportError, AttributeError) as exc:
+                raise PolicyError(f"Cannot load policy entry point {name!r} ({ep.value}): {exc}") from exc
+            return _build(factory, overrides, name)
     try:
         path = resolve("policies", name)
     except CatalogueError as exc:

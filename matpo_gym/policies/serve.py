@@ -169,6 +169,10 @@ class PolicyServer:
         server_class = _IPv6Server if ":" in host else _Server
         try:
             self.http = server_class((host.strip("[]"), port), _handler(self))
+        except OSError as exc:  # a busy port, a host that does not resolve: a user error, in one line
+            self.batcher.close()
+            raise ValueError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Is another server "
+                             "using that port? --port 0 picks a free one.") from None
         except BaseException:
             self.batcher.close()
             raise

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from matpo_gym.core.messages import Prompt
-from matpo_gym.policies.base import DEFAULT_STOP, Completion
+from matpo_gym.policies.base import DEFAULT_STOP, Completion, stop_sequences
 
 MISSING = "vLLM is not installed: pip install 'matpo-gym[vllm]' (needs a CUDA GPU)"
 
@@ -79,7 +79,7 @@ class VLLMPolicy:
         self.top_p = float(top_p)
         self.max_new_tokens = int(max_new_tokens)
         self.seed = int(seed)
-        self.stop = tuple(stop)
+        self.stop = stop_sequences(stop)
         self.calls = 0
         """``generate`` calls so far (part of each request's seed)."""
         self.colocate = bool(colocate)

@@ -93,6 +93,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
         (["run", "--mode", "duo"], "Unknown mode"),
         (["run", "--env", "frames"], "huggingface-cli download"),
         (["run", "--noise", "2"], "rate"),
+        (["run", "--env", "my-envs/frames-copy.toml"], "No such env file: my-envs/frames-copy.toml"),
     ],
 )
 def test_cli_errors_are_one_clear_line(args, message, capsys, tmp_path):

@@ -191,6 +191,34 @@ def test_stop_sequence_is_cut_by_server_and_tag_reappended():
     )
 
 
+def test_a_turn_ended_with_its_tag_open_is_not_repaired_when_the_server_says_why_it_stopped():
+    # locally, "<answer>42" ended at end-of-turn is an invalid action; served, it must stay one
+    with serve_policy(RecordingPolicy(reply="<answer>42")) as url, OpenAIPolicy(model="m", base_url=url) as policy:
+        raw = requests.post(f"{url}/chat/completions", json={
+            "model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": ["</answer>"]}).json()
+        [completion] = policy.generate([prompt("hi")])
+    assert raw["choices"][0]["stop_reason"] is None and raw["choices"][0]["finish_reason"] == "stop"
+    assert completion.text == "<answer>42"
+    with serve_policy(RecordingPolicy(reply="<answer>42</answer> more")) as url:
+        raw = requests.post(f"{url}/chat/completions", json={
+            "model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": ["</answer>"]}).json()
+        with OpenAIPolicy(model="m", base_url=url) as policy:
+            [completion] = policy.generate([prompt("hi")])
+    assert raw["choices"][0]["stop_reason"] == "</answer>" and completion.text == "<answer>42</answer>"
+
+
+def test_one_stop_string_is_one_sequence():
+    assert OpenAIPolicy(model="m", stop="</answer>").stop == ("</answer>",)
+
+
+def test_a_busy_port_is_a_one_line_error(capsys):
+    with serve_policy(RecordingPolicy()) as url:
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        code = main(["serve", "--policy", "scripted", "--port", port])
+    err = capsys.readouterr().err
+    assert code == 2 and f"Cannot listen on 127.0.0.1:{port}" in err and "--port 0" in err
+
+
 def test_logprobs_pass_through_when_asked():
     class WithLogprobs:
         name = "lp"

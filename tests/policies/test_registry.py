@@ -40,6 +40,37 @@ def test_bad_policies_are_clear_errors(tmp_path):
         load_policy(str(bad))
 
 
+def test_a_dataclass_plugin_file_loads(tmp_path):
+    # dataclasses look the class's module up in sys.modules while building it
+    plugin = tmp_path / "dc_policy.py"
+    plugin.write_text(
+        "from __future__ import annotations\n"
+        "from dataclasses import dataclass\n"
+        "from matpo_gym.policies.base import Completion\n\n\n"
+        "@dataclass\n"
+        "class Fixed:\n"
+        "    answer: str = '42'\n"
+        "    name: str = 'fixed'\n\n"
+        "    def generate(self, prompts):\n"
+        "        return [Completion(f'<answer>{self.answer}</answer>') for _ in prompts]\n"
+    )
+    policy = load_policy(f"{plugin}:Fixed", answer="7")
+    assert policy.generate([prompt("x")])[0].text == "<answer>7</answer>"
+
+
+def test_plugins_and_policies_that_cannot_load_are_clear_errors(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("import not_an_installed_package\n")
+    with pytest.raises(PolicyError, match="Cannot load policy file .*ModuleNotFoundError"):
+        load_policy(f"{broken}:P")
+    missing_model = tmp_path / "hf-missing.toml"
+    missing_model.write_text(f'type = "hf"\n[args]\nmodel = "{tmp_path / "no-model"}"\n')
+    with pytest.raises(PolicyError, match="Cannot build policy"):
+        load_policy(str(missing_model))
+    with pytest.raises(PolicyError, match="No such policy file"):
+        load_policy(str(tmp_path / "absent.toml"))
+
+
 def test_random_policy_is_deterministic_and_well_formed():
     from matpo_gym.core.actions import ParseError, parse_action
 
