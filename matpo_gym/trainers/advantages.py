@@ -17,10 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from matpo_gym.core.actions import ToolCall, parse_action
 from matpo_gym.core.trajectory import EpisodeResult, Trajectory
-from matpo_gym.envs.prompts import WORKER_TOOL
-from matpo_gym.tools.base import validate_arguments
 
 Scaling = Literal["std", "none"]
 
@@ -84,22 +81,3 @@ def assign_credit(results: Sequence[EpisodeResult], groups: Sequence[str], *, in
                 credited.append(Credited(trajectory, advantage, reward, group))
     return credited
 
-
-def spawning_turns(planner: Trajectory) -> list[int]:
-    """Indices of the planner turns that spawned a worker, in order (the k-th spawned worker k).
-
-    A turn spawns a worker when its completion parses to a worker tool call with valid arguments,
-    the same test the episode applies (a call with bad arguments gets an error and no worker).
-    """
-    spawned = []
-    for index, turn in enumerate(planner.turns):
-        if turn.action != "tool_call":
-            continue
-        action = parse_action(turn.completion)
-        if (
-            isinstance(action, ToolCall)
-            and action.name == WORKER_TOOL.name
-            and validate_arguments(WORKER_TOOL, action.arguments) is None
-        ):
-            spawned.append(index)
-    return spawned

@@ -17,14 +17,13 @@ sample carries a per-token row (:func:`parent_mask_advantages`).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
 from matpo_gym.core.trajectory import Turn
-from matpo_gym.trainers.advantages import Credited, spawning_turns
+from matpo_gym.trainers.advantages import Credited
 from matpo_gym.trainers.config import WorkerAdvantage
 
 
@@ -106,22 +105,44 @@ def merge_turns(samples: Sequence[Sample]) -> list[Sample]:
     return merged
 
 
-def parent_mask_advantages(worker: Sample, parent: Sample | None) -> tuple[float, ...]:
-    """The reference's worker credit, one value per generated worker token.
+def response_generated(turns: Sequence[Turn]) -> list[bool]:
+    """Which tokens of a trajectory's response (everything after its first prompt) the model
+    generated: the layout of the trajectory's row in the reference's batch.
 
-    The reference copies the parent planner's per-token advantage row onto the worker: the value
-    at row position ``t`` is the parent's advantage where the parent sample generated the token
-    scored at ``t`` (its mask is 1) and 0 elsewhere (prompt, tool output, padding, past its end).
-    No parent sample (its turn has no token ids) gives zeros.
+    A turn's completion starts ``len(prompt_ids) - len(first prompt_ids)`` tokens into the
+    response, exact while the conversation only grew (a context cut shifts later turns).
+
+    >>> from matpo_gym.core.trajectory import Turn
+    >>> response_generated([Turn((), "", "tool_call", [1, 2], [3]), Turn((), "", "answer", [1, 2, 3, 4], [5, 6])])
+    [True, False, True, True]
     """
-    start, end = worker.completion_span
-    if parent is None:
-        return (0.0,) * (end - start)
-    parent_start, parent_end = parent.completion_span
-    row = parent.token_advantages or (parent.advantage,) * (parent_end - parent_start)
-    return tuple(
-        row[t - parent_start] if parent_start <= t < parent_end else 0.0 for t in range(start, end)
-    )
+    turns = [t for t in turns if t.completion_ids and t.prompt_ids is not None]
+    if not turns:
+        return []
+    first = len(turns[0].prompt_ids or [])
+    flags: list[bool] = []
+    for turn in turns:
+        start = len(turn.prompt_ids or []) - first
+        end = start + len(turn.completion_ids or [])
+        if end <= 0:
+            continue
+        flags += [False] * (end - len(flags))
+        flags[max(0, start):end] = [True] * (end - max(0, start))
+    return flags
+
+
+def parent_mask_advantages(offset: int, length: int, planner_generated: Sequence[bool],
+                           advantage: float) -> tuple[float, ...]:
+    """The reference's credit for one worker turn of ``length`` tokens starting ``offset`` tokens
+    into the worker's response: the planner's advantage row, response position for response
+    position, so ``advantage`` where the planner generated the token at that position and 0 where
+    it holds environment text or lies past the planner's end.
+
+    >>> parent_mask_advantages(1, 4, [True, True, False, True], 0.5)
+    (0.5, 0.0, 0.5, 0.0)
+    """
+    return tuple(advantage if 0 <= j < len(planner_generated) and planner_generated[j] else 0.0
+                 for j in range(offset, offset + length))
 
 
 def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bool = True,
@@ -132,46 +153,32 @@ def samples_from_credit(credited: Sequence[Credited], *, skip_zero_advantage: bo
 
     Turns with zero advantage contribute no gradient under the clipped loss (without a KL term),
     so they are skipped by default to save compute; their tokens still count in the token mean
-    (the trainer counts them from a second, unskipped call). With ``worker_advantage="parent_mask"`` every
-    worker sample gets :func:`parent_mask_advantages` against the planner turn that spawned its
-    worker, and is kept even when that row is all zeros: its tokens still count in the token mean,
-    as in the reference. Trajectories of ``frozen_roles`` give no samples (their planner turns
-    still give parent_mask rows).
+    (the trainer counts them from a second, unskipped call). With ``worker_advantage="parent_mask"``
+    every worker sample gets :func:`parent_mask_advantages` against its planner's whole trajectory
+    (:func:`response_generated`), and is kept even when that row is all zeros: its tokens still
+    count in the token mean, as in the reference. Trajectories of ``frozen_roles`` give no samples
+    (a frozen planner still gives its workers their rows).
     """
-    parents = _spawning_samples(credited) if worker_advantage == "parent_mask" else {}
+    planners = {c.trajectory.id: (response_generated(c.trajectory.turns), c.advantage)
+                for c in credited if worker_advantage == "parent_mask" and c.trajectory.parent_id is None}
     samples = []
     for item in credited:
         if (skip_zero_advantage and item.advantage == 0.0) or item.trajectory.role.value in frozen_roles:
             continue
-        is_worker = item.trajectory.parent_id is not None
-        turns = []
+        parent = item.trajectory.parent_id
+        turns: list[Sample] = []
         for turn in item.trajectory.turns:
             sample = turn_sample(turn, item.advantage, item.trajectory.role.value)
             if sample is None:
                 continue
-            if is_worker and worker_advantage == "parent_mask":
-                parent = parents.get(item.trajectory.id)
-                sample = replace(sample, token_advantages=parent_mask_advantages(sample, parent))
+            if parent is not None and worker_advantage == "parent_mask":
+                generated, advantage = planners.get(parent, ([], 0.0))
+                offset = len(sample.prompt_ids) - (len(turns[0].prompt_ids) if turns else len(sample.prompt_ids))
+                sample = replace(sample, token_advantages=parent_mask_advantages(
+                    offset, len(sample.completion_ids), generated, advantage))
             turns.append(sample)
         samples += merge_turns(turns) if merge and worker_advantage != "parent_mask" else turns
     return samples
-
-
-def _spawning_samples(credited: Sequence[Credited]) -> dict[str, Sample | None]:
-    """Worker trajectory id -> the sample of the planner turn that spawned it."""
-    workers: dict[str, list[str]] = defaultdict(list)
-    for item in credited:
-        if item.trajectory.parent_id is not None:
-            workers[item.trajectory.parent_id].append(item.trajectory.id)
-    parents: dict[str, Sample | None] = {}
-    for item in credited:
-        planner = item.trajectory
-        if planner.parent_id is not None or planner.id not in workers:
-            continue
-        for worker_id, index in zip(workers[planner.id], spawning_turns(planner)):
-            turn = planner.turns[index]
-            parents[worker_id] = turn_sample(turn, item.advantage, planner.role.value)
-    return parents
 
 
 @dataclass

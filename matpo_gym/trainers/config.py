@@ -64,8 +64,9 @@ class TrainConfig:
     worker_advantage: WorkerAdvantage = "scalar"
     """MATPO worker credit. ``scalar`` (the method): every token a worker generated gets its
     rollout's advantage. ``parent_mask`` reproduces the reference implementation, which copies the
-    planner's per-token advantage row onto each worker: a worker token gets the advantage only
-    where the planner turn that spawned it has a generated token at the same position, else 0."""
+    planner's per-token advantage row onto each worker, position for position in the two
+    trajectories' responses (everything after each one's first prompt): a worker token gets the
+    advantage only where the planner generated the token at the same response position, else 0."""
     frozen_roles: tuple[str, ...] = ()
     """MATPO ablation: roles (``planner``, ``worker``) whose tokens get no gradient. The weights are
     shared, so a frozen role still changes as the other learns; its tokens only stop being pushed by

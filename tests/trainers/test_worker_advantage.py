@@ -10,19 +10,19 @@ torch = pytest.importorskip("torch")
 
 from matpo_gym.cli import parse  # noqa: E402
 from matpo_gym.config import ConfigError  # noqa: E402
-from matpo_gym.core.actions import ToolCall, parse_action  # noqa: E402
 from matpo_gym.core.messages import Role  # noqa: E402
 from matpo_gym.core.trajectory import EpisodeResult, EpisodeStats, Trajectory, Turn  # noqa: E402
 from matpo_gym.policies.base import Completion  # noqa: E402
 from matpo_gym.trainers.advantages import (  # noqa: E402
+    Credited,  # noqa: E402
     assign_credit,
     group_advantages,
-    spawning_turns,
 )
 from matpo_gym.trainers.batch import (  # noqa: E402
     Sample,
     collate,
     parent_mask_advantages,
+    response_generated,
     samples_from_credit,
 )
 from matpo_gym.trainers.config import TrainConfig, load_recipe, run_metadata  # noqa: E402
@@ -42,18 +42,32 @@ def sample(prompt: int, completion: int, advantage: float, role: str = "worker")
 
 
 def test_parent_mask_row_by_hand():
-    # parent: 5 prompt ids, 3 generated -> row positions 4, 5, 6 carry its advantage 0.8
-    # worker: 3 prompt ids, 6 generated -> positions 2..7; only 4, 5, 6 overlap the parent's span
-    parent, worker = sample(5, 3, 0.8, "planner"), sample(3, 6, 0.8)
-    assert parent.completion_span == (4, 7) and worker.completion_span == (2, 8)
-    assert parent_mask_advantages(worker, parent) == (0.0, 0.0, 0.8, 0.8, 0.8, 0.0)
-    # a worker whose prompt is longer than the parent's whole row gets nothing
-    assert parent_mask_advantages(sample(9, 2, -1.0), sample(5, 3, -1.0, "planner")) == (0.0, 0.0)
-    # a worker that starts inside the parent's span and runs past its end
-    late = parent_mask_advantages(sample(6, 4, -0.5), sample(5, 3, -0.5, "planner"))
-    assert late == (-0.5, -0.5, 0.0, 0.0)
-    # no parent sample (its turn has no token ids): zeros
-    assert parent_mask_advantages(sample(3, 2, 1.0), None) == (0.0, 0.0)
+    # the planner's response (all after its first prompt): generated at 0, 1 and 3, environment at 2
+    planner = [True, True, False, True]
+    assert parent_mask_advantages(0, 3, planner, 0.8) == (0.8, 0.8, 0.0)
+    # a later worker turn: response positions 3.. -- generated, then past the planner's end
+    assert parent_mask_advantages(3, 3, planner, -1.0) == (-1.0, 0.0, 0.0)
+    # no planner tokens (its turns carry no ids): zeros
+    assert parent_mask_advantages(0, 2, [], 1.0) == (0.0, 0.0)
+
+
+def test_the_reference_layout_ignores_prompt_lengths():
+    # planner: prompt 300, worker call 40, worker result 120, answer 20; worker: prompt p, search
+    # call 30, page 500, summary 60. The reference credits the worker's first 30 tokens (under the
+    # planner's call) and none of the summary (past the planner's 180-token response), whatever
+    # the two prompts' lengths
+    planner = Trajectory("e/planner-0", "e", Role.PLANNER)
+    planner.turns += [Turn((), "", "tool_call", ids(1, 300), ids(1000, 40), [-0.1] * 40),
+                      Turn((), "", "answer", ids(1, 460), ids(2000, 20), [-0.1] * 20)]
+    assert response_generated(planner.turns) == [True] * 40 + [False] * 120 + [True] * 20
+    for prompt in (250, 300, 420):
+        worker = Trajectory("e/worker-1", "e", Role.WORKER, parent_id=planner.id)
+        worker.turns += [Turn((), "", "tool_call", ids(1, prompt), ids(3000, 30), [-0.2] * 30),
+                         Turn((), "", "answer", ids(1, prompt + 530), ids(4000, 60), [-0.2] * 60)]
+        credited = [Credited(planner, 0.5, 1.0, "q"), Credited(worker, 0.5, 1.0, "q")]
+        rows = [s.token_advantages for s in samples_from_credit(credited, worker_advantage="parent_mask")
+                if s.role == "worker"]
+        assert rows == [(0.5,) * 30, (0.0,) * 60], prompt
 
 
 # -- on trajectories -------------------------------------------------------------------------------
@@ -84,22 +98,21 @@ def matpo_episode(episode_id: str, reward: float) -> EpisodeResult:
                          [planner, first, second], EpisodeStats())
 
 
-def test_spawning_turns_follow_the_episode_rule():
-    assert spawning_turns(matpo_episode("a", 1.0).trajectories[0]) == [0, 3]
-
-
 def test_parent_mask_samples_by_hand():
     results = [matpo_episode("a", 1.0), matpo_episode("b", 0.0)]
     credited = assign_credit(results, ["q", "q"], include_workers=True)
     a, b = group_advantages([1.0, 0.0], ["q", "q"])
     samples = samples_from_credit(credited, worker_advantage="parent_mask")
     rows = [(s.role, s.advantage, s.token_advantages) for s in samples]
-    # worker-1 was spawned by planner turn 0 (span 4..6); worker-2 by turn 3 (span 9..12)
+    # the planner's turns (prompt, completion) are (5, 3), (7, 2), (8, 1), (10, 4), (14, 2): from its
+    # 5-token first prompt they sit at response positions 0-2, 2-3, 3, 5-8 and 9-10, so only
+    # position 4 is not generated. worker-1 (first prompt 3): turn 0 at 0-5, turn 1 at 3-4;
+    # worker-2 (first prompt 8): its only turn at 0-4
     expected_a = [
         *[("planner", a, None)] * 5,
-        ("worker", a, (0.0, 0.0, a, a, a, 0.0)),
-        ("worker", a, (a, a)),
-        ("worker", a, (0.0, 0.0, a, a, a)),
+        ("worker", a, (a, a, a, a, 0.0, a)),
+        ("worker", a, (a, 0.0)),
+        ("worker", a, (a, a, a, a, 0.0)),
     ]
     expected_b = [(role, b, None if row is None else tuple(b if v else 0.0 for v in row))
                   for role, _, row in expected_a]
@@ -122,12 +135,12 @@ def test_scalar_is_the_default_and_unchanged():
 def test_collate_lays_out_per_token_advantages():
     planner, worker = sample(5, 3, 0.8, "planner"), sample(3, 6, 0.8)
     worker = Sample(worker.prompt_ids, worker.completion_ids, worker.old_logprobs, 0.8, "worker",
-                    parent_mask_advantages(worker, planner))
+                    parent_mask_advantages(0, 6, [True, True, False, True], 0.8))
     batch = collate([planner, worker], pad_id=0)
     assert batch.token_advantages is not None
     assert batch.token_advantages.shape == batch.loss_mask.shape == (2, 8)
     assert batch.token_advantages[0].tolist() == pytest.approx([0, 0, 0, 0, 0.8, 0.8, 0.8, 0])
-    assert batch.token_advantages[1].tolist() == pytest.approx([0, 0, 0, 0, 0.8, 0.8, 0.8, 0])
+    assert batch.token_advantages[1].tolist() == pytest.approx([0, 0, 0.8, 0.8, 0, 0.8, 0, 0])
     assert batch.loss_mask[1].tolist() == [0, 0, 1, 1, 1, 1, 1, 1]  # every generated token counts
     moved = batch.to("cpu")
     assert torch.equal(moved.token_advantages, batch.token_advantages)
@@ -198,7 +211,7 @@ class WithTokenIds:
         return out
 
 
-def test_parent_mask_on_real_episodes_pairs_each_worker_with_the_turn_that_spawned_it():
+def test_parent_mask_on_real_episodes_lays_each_worker_against_its_planner():
     from matpo_gym.envs.gym_env import MatpoEnv
     from matpo_gym.envs.spec import load_env_spec
     from matpo_gym.rollout import EpisodeRequest, rollout
@@ -206,6 +219,7 @@ def test_parent_mask_on_real_episodes_pairs_each_worker_with_the_turn_that_spawn
     spec = load_env_spec("world-tiny")
     tasks = list(MatpoEnv(spec, mode="matpo", split="test").tasks)[:6]
     requests = [EpisodeRequest(task, f"{task.id}/step0/g{g}") for task in tasks for g in range(2)]
+
     def make_env():
         return MatpoEnv(spec, mode="matpo", split="test")
 
@@ -220,23 +234,21 @@ def test_parent_mask_on_real_episodes_pairs_each_worker_with_the_turn_that_spawn
     by_id = {c.trajectory.id: c for c in credited}
     checked = 0
     for item in workers:
-        planner = by_id[item.trajectory.parent_id].trajectory
-        subtask = item.trajectory.messages[1].content
-        # independent of spawning_turns: the planner turn whose worker call states this subtask
-        calls = [(i, parse_action(turn.completion)) for i, turn in enumerate(planner.turns)]
-        spawning = [i for i, call in calls if isinstance(call, ToolCall) and call.name == "worker"
-                    and call.arguments.get("subtask") and call.arguments["subtask"] in subtask]
-        siblings = [c.trajectory.id for c in workers if c.trajectory.parent_id == planner.id]
-        assert spawning_turns(planner)[siblings.index(item.trajectory.id)] == spawning[0]
-        parent_turn = planner.turns[spawning[0]]
-        parent = Sample(parent_turn.prompt_ids, parent_turn.completion_ids,
-                        parent_turn.completion_logprobs, item.advantage, "planner")
-        pair = [item, by_id[planner.id]]
-        rows = [s for s in samples_from_credit(pair, worker_advantage="parent_mask")
-                if s.role == "worker"]
-        assert len(rows) == len(item.trajectory.turns)
-        for worker_sample in rows:
-            assert worker_sample.token_advantages == parent_mask_advantages(worker_sample, parent)
+        planner = by_id[item.trajectory.parent_id]
+        # the planner's row, built here from its turns: A on each completion's response positions
+        first = len(planner.trajectory.turns[0].prompt_ids)
+        row: dict[int, float] = {}
+        for turn in planner.trajectory.turns:
+            start = len(turn.prompt_ids) - first
+            row.update({start + i: planner.advantage for i in range(len(turn.completion_ids))})
+        samples = [s for s in samples_from_credit([item, planner], worker_advantage="parent_mask")
+                   if s.role == "worker"]
+        assert len(samples) == len(item.trajectory.turns)
+        worker_first = len(item.trajectory.turns[0].prompt_ids)
+        for worker_sample in samples:
+            offset = len(worker_sample.prompt_ids) - worker_first
+            expected = tuple(row.get(offset + i, 0.0) for i in range(len(worker_sample.completion_ids)))
+            assert worker_sample.token_advantages == expected
             checked += 1
     assert checked
 
