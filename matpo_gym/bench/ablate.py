@@ -30,7 +30,7 @@ from typing import Annotated, Any, TextIO
 import tyro
 
 from matpo_gym.bench.results import ResultsFile, question_means, write_bytes_atomic, write_json_atomic
-from matpo_gym.bench.run import RunConfig, overrides_slug, run, select_tasks
+from matpo_gym.bench.run import RunConfig, kinds_slug, overrides_slug, policy_slug, run, select_tasks
 from matpo_gym.bench.stats import mean_ci
 from matpo_gym.config import to_dict
 from matpo_gym.envs.gym_env import MatpoEnv
@@ -155,8 +155,7 @@ class AblateConfig:
         return modes
 
     def ablation_name(self) -> str:
-        policy = Path(self.policy).stem.replace(":", ".")
-        base = f"{Path(self.env).stem}-{policy}-seed{self.seed}"
+        base = f"{Path(self.env).stem}-{policy_slug(self.policy)}{kinds_slug(self.noise_kinds)}-seed{self.seed}"
         return self.name or (f"{base}-{overrides_slug(self.set)}" if self.set else base)
 
     def cell_folder(self, rate: float, settings: Settings = ()) -> str:

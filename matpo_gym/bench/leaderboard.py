@@ -44,6 +44,13 @@ class LeaderboardRow:
     run: str
     """The run's folder name."""
     scorer: str | None
+    ci_low: float | None = None
+    """The 95% bootstrap interval over questions (None in summaries that predate it)."""
+    ci_high: float | None = None
+    questions: int = 0
+    samples: int = 0
+    missing: int = 0
+    """Planned episodes without a record (a run stopped early): counted as 0 in ``accuracy``."""
 
     @classmethod
     def from_run(cls, run: StoredRun) -> LeaderboardRow:
@@ -52,6 +59,8 @@ class LeaderboardRow:
             env=run.env, policy=run.policy, mode=run.mode, noise=run.noise, seed=run.seed, n=int(s["n"]),
             accuracy=float(s["accuracy"]), accuracy_ci95=float(s["accuracy_ci95"]),
             answered=float(s["answered"]), mean_turns=float(s["mean_turns"]), run=run.name, scorer=run.scorer,
+            ci_low=s.get("ci_low"), ci_high=s.get("ci_high"), questions=int(s.get("questions") or 0),
+            samples=int(s.get("samples") or 0), missing=int((s.get("outcomes") or {}).get("missing") or 0),
         )
 
 
@@ -77,15 +86,26 @@ _COLUMNS = ("policy", "mode", "noise", "n", "accuracy", "answered", "mean turns"
 _NUMERIC = {"noise", "n", "accuracy", "answered", "mean turns"}
 
 _ABOUT = (
-    "Accuracy is the mean score of the env's scorer (failed episodes count as 0), ± the half-width "
-    "of its 95% normal-approximation interval; answered is the fraction of episodes that ended with "
-    "an answer; mean turns counts the turns of every trajectory (planner and workers)."
+    "Accuracy is the mean score of the env's scorer (failed episodes count as 0) with its 95% "
+    "percentile-bootstrap interval over questions (the independent units: a question's samples are "
+    "averaged first); n is questions x samples per question; a run stopped before its plan was done "
+    "is marked incomplete, its missing episodes counted as 0; answered is the fraction of episodes "
+    "that ended with an answer; mean turns counts the turns of every trajectory (planner and workers)."
 )
 
 
+def _accuracy(row: LeaderboardRow) -> str:
+    if row.ci_low is None or row.ci_high is None:  # a summary from before the bootstrap interval
+        text = f"{row.accuracy:.3f} ± {row.accuracy_ci95:.3f}"
+    else:
+        text = f"{row.accuracy:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+    return text + (f" (incomplete: {row.n - row.missing} of {row.n})" if row.missing else "")
+
+
 def _cells(row: LeaderboardRow) -> tuple[str, ...]:
+    n = f"{row.questions}x{row.samples}" if row.questions and row.samples else str(row.n)
     return (
-        row.policy, row.mode, f"{row.noise:g}", str(row.n), f"{row.accuracy:.3f} ± {row.accuracy_ci95:.3f}",
+        row.policy, row.mode, f"{row.noise:g}", n, _accuracy(row),
         f"{row.answered:.2f}", f"{row.mean_turns:.1f}", row.run,
     )
 

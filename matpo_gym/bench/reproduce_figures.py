@@ -103,7 +103,9 @@ def _seeds(method: str, seeds: Sequence[int], label: str) -> Sequence[int]:
 
 
 def relative_gain(matpo: float, grpo: float) -> float:
-    """(MATPO - GRPO) / GRPO, as the paper reports it; NaN when GRPO scored 0."""
+    """(MATPO - GRPO) / GRPO, as the paper reports it per benchmark; NaN when GRPO scored 0. (The
+    paper's average is the mean of the per-benchmark gains; the report's average column is the
+    gain of the average accuracies, as its table says.)"""
     if math.isnan(matpo) or math.isnan(grpo) or grpo == 0:
         return math.nan
     return (matpo - grpo) / grpo

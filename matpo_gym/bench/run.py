@@ -10,7 +10,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, Literal, TextIO
@@ -30,7 +30,7 @@ from matpo_gym.envs.spec import MODES, EnvSpec, load_env_spec
 from matpo_gym.policies.base import Policy
 from matpo_gym.policies.registry import load_policy
 from matpo_gym.rollout import EpisodeRequest, rollout
-from matpo_gym.scoring.judge import JudgeScorer, LLMJudge, judge_scorer
+from matpo_gym.scoring.judge import JudgeScorer, LLMJudge, Verdict, gold_text, judge_scorer
 from matpo_gym.scoring.scorers import get_scorer
 from matpo_gym.tools.noise import NoiseConfig
 
@@ -113,10 +113,29 @@ class RunConfig:
         return samples
 
     def run_name(self) -> str:
-        """The folder name; overrides change it, so runs with other switches never resume it."""
-        policy = Path(self.policy).stem.replace(":", ".")
-        base = f"{Path(self.env).stem}-{policy}-noise{self.noise:g}-seed{self.seed}"
+        """The folder name; the policy (class and all), noise kinds and overrides change it, so
+        runs with other settings never resume it."""
+        noise = f"noise{self.noise:g}" + (kinds_slug(self.noise_kinds) if self.noise else "")
+        base = f"{Path(self.env).stem}-{policy_slug(self.policy)}-{noise}-seed{self.seed}"
         return self.name or (f"{base}-{overrides_slug(self.set)}" if self.set else base)
+
+
+def policy_slug(policy: str) -> str:
+    """The policy's part of a folder name: a catalogue name or file stem, and the class of a
+    ``module:Class`` or ``file.py:Class`` target (two classes of one module are two names).
+
+    >>> policy_slug("scripted"), policy_slug("policies/tiny.toml"), policy_slug("pkg.agents:Fast")
+    ('scripted', 'tiny', 'pkg.agents.Fast')
+    """
+    target, _, cls = policy.partition(":")
+    stem = Path(target).stem if target.endswith((".py", ".toml")) else target
+    return f"{stem}.{cls}" if cls else stem
+
+
+def kinds_slug(noise_kinds: str) -> str:
+    """``""`` for every noise kind, else ``-kind+kind`` (a folder name's suffix)."""
+    kinds = [k.strip() for k in noise_kinds.split(",") if k.strip()]
+    return "" if kinds == ["all"] else "-" + "+".join(kinds)
 
 
 def default_repeats(spec: EnvSpec) -> int:
@@ -151,8 +170,14 @@ def switch_record(spec: EnvSpec, overrides: Sequence[str]) -> dict[str, Any]:
     return record
 
 
-def check_resume(folder: Path, overrides: Sequence[str]) -> None:
-    """Refuse to add episodes to a run folder whose results were played with other overrides."""
+RESUME_SETTINGS = ("env", "policy", "noise", "noise_kinds", "split", "seed", "judge", "judge_kind")
+"""Settings that decide what a record is: a folder's results resume only under the same ones
+(``limit`` and ``samples`` may grow: they add records, and the summary follows the plan)."""
+
+
+def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any] | None = None) -> None:
+    """Refuse to add episodes to a run folder whose results were played with other overrides or
+    other :data:`RESUME_SETTINGS` (``settings``: this run's config as a dict)."""
     meta_path = folder / "run.json"
     results = [folder / f"{mode}.jsonl" for mode in MODES]
     if not meta_path.is_file() or not any(p.is_file() and p.stat().st_size for p in results):
@@ -170,6 +195,26 @@ def check_resume(folder: Path, overrides: Sequence[str]) -> None:
             f"not {now or 'none'}; give another --name (or leave it out: the default name "
             "follows the overrides)"
         )
+    old = meta.get("config") if isinstance(meta, dict) else None
+    if settings is None or not isinstance(old, dict):
+        return
+    new = json.loads(json.dumps(settings, default=str))
+    differ = [k for k in RESUME_SETTINGS if k in old and old[k] != new.get(k)]
+    if differ:
+        then = ", ".join(f"{k}={old[k]!r}" for k in differ)
+        now_ = ", ".join(f"{k}={new.get(k)!r}" for k in differ)
+        raise ValueError(f"{folder} holds results played with {then}, not {now_}; give another --name or --out")
+
+
+def take_verdict(scorer: JudgeScorer, task: Task, result: EpisodeResult) -> Verdict | None:
+    """The judge's verdict on this episode's own answer, removed from ``scorer.verdicts`` so that
+    the next sample of the question, judged in the same batch, gets its own."""
+    prompt = "" if result.prediction is None else scorer.judge.prompt_text(task.question, gold_text(task),
+                                                                            result.prediction)
+    for index, verdict in enumerate(scorer.verdicts):
+        if verdict.task_id == task.id and verdict.prompt == prompt and verdict.score == result.score:
+            return scorer.verdicts.pop(index)
+    return None
 
 
 def versions() -> dict[str, str]:
@@ -221,26 +266,27 @@ def run(
     """Evaluate; resumes from the run folder's results files when they exist."""
     stream = stream or sys.stdout
     modes = config.modes()
+    if config.limit is not None and (isinstance(config.limit, bool) or config.limit < 1):
+        raise ValueError(f"limit must be a positive number of questions (or left out for all), got {config.limit!r}")
     spec = config.env_spec()
     samples = config.sample_count(spec)
     noise = config.noise_config()
     policy = policy or load_policy(config.policy)
     folder = config.out / config.run_name()
-    check_resume(folder, config.set)
+    check_resume(folder, config.set, to_dict(config))
     folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(
-        folder / "run.json",
-        {
-            "config": to_dict(config),
-            "samples": samples,
-            "switches": switch_record(spec, config.set),
-            "env_spec": to_dict(spec),
-            "policy": policy.name,
-            "versions": versions(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "argv": sys.argv,
-        },
-    )
+    meta: dict[str, Any] = {
+        "config": to_dict(config),
+        "samples": samples,
+        "switches": switch_record(spec, config.set),
+        "env_spec": to_dict(spec),
+        "policy": policy.name,
+        "versions": versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": sys.argv,
+        "plan": {},
+    }
+    write_json_atomic(folder / "run.json", meta)
     scorer = None
     if config.judge is not None:
         fallback = get_scorer(spec.scoring.scorer).primary
@@ -259,6 +305,9 @@ def run(
         results = ResultsFile(folder / f"{mode}.jsonl")
         done = results.done_keys
         planned = planned_episodes(tasks, samples)
+        # what a summary of this folder counts, missing episodes as 0 (the leaderboard, verify)
+        meta["plan"][mode] = [asdict(p) for p in planned]
+        write_json_atomic(folder / "run.json", meta)
         by_id = {task.id: task for task in tasks}
         requests = [EpisodeRequest(by_id[p.task_id], p.key) for p in planned if p.key not in done]
         families = {task.id: (task.family, task.metadata) for task in tasks}
@@ -281,8 +330,7 @@ def run(
             if aliases[result.task_id]:
                 record["aliases"] = aliases[result.task_id]  # a verifier re-scores as the run did
             if isinstance(scorer, JudgeScorer):
-                verdicts = (v for v in reversed(scorer.verdicts) if v.task_id == result.task_id)
-                verdict = next(verdicts, None)
+                verdict = take_verdict(scorer, by_id[result.task_id], result)
                 record["judge"] = verdict.to_dict() if verdict is not None else None
             results.append(record)
             correct += result.score

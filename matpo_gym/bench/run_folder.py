@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matpo_gym.bench.protocol import PlannedEpisode
 from matpo_gym.envs.spec import MODES
 
 REQUIRED_RECORD_KEYS = ("key", "task_id", "score", "reward", "stop_reason", "stats", "turns")
@@ -43,6 +44,17 @@ class RunFolder:
     def scorer(self) -> str | None:
         scoring = (self.meta.get("env_spec") or {}).get("scoring") or {}
         return scoring.get("scorer")
+
+    def plan(self, mode: str) -> list[PlannedEpisode] | None:
+        """The episodes the run planned for ``mode`` (run.json's ``plan``), so a summary counts
+        exactly them, missing ones as 0; None for a folder written before plans were recorded."""
+        episodes = (self.meta.get("plan") or {}).get(mode)
+        if not isinstance(episodes, list):
+            return None
+        try:
+            return [PlannedEpisode(**episode) for episode in episodes]
+        except TypeError as exc:
+            raise StoreError(f"Corrupt {self.path / 'run.json'}: its {mode} plan ({exc}).") from None
 
 
 def _read_json(path: Path, what: str) -> Any:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from matpo_gym.bench.protocol import PlannedEpisode
 from matpo_gym.bench.results import write_bytes_atomic
 from matpo_gym.bench.run_folder import StoreError, load_run_folder, read_records
 from matpo_gym.bench.summary import summarize
@@ -173,6 +174,7 @@ class ResultsStore:
         run = load_run_folder(folder)
         config = run.meta["config"]
         ids = []
+        path = run.path.resolve()
         with self._db:
             for mode, records in run.records.items():
                 meta = {
@@ -187,7 +189,8 @@ class ResultsStore:
                     "versions": run.meta.get("versions") or {},
                     "started": run.meta.get("started"),
                 }
-                ids.append(self._insert(meta, records, source=str(run.path / f"{mode}.jsonl")))
+                ids.append(self._insert(meta, records, source=str(path / f"{mode}.jsonl"),
+                                        planned=run.plan(mode)))
         return ids
 
     def import_jsonl(self, path: Path | str, meta: Mapping[str, Any]) -> str:
@@ -216,11 +219,17 @@ class ResultsStore:
             **meta, "mode": mode,
         }
         with self._db:
-            return self._insert(full, records, source=str(path))
+            return self._insert(full, records, source=str(path.resolve()))
 
-    def _insert(self, meta: Mapping[str, Any], records: Sequence[dict[str, Any]], *, source: str) -> str:
-        """Replace run ``<name>/<mode>`` with these records (inside the caller's transaction)."""
+    def _insert(self, meta: Mapping[str, Any], records: Sequence[dict[str, Any]], *, source: str,
+                planned: Sequence[PlannedEpisode] | None = None) -> str:
+        """Replace run ``<name>/<mode>`` with these records (inside the caller's transaction); with
+        ``planned``, its summary counts exactly the planned episodes (missing ones as 0)."""
         run_id = f"{meta['name']}/{meta['mode']}"
+        stored = self._db.execute("SELECT source FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if stored is not None and stored[0] != source:
+            raise StoreError(f"{source}: a run named {run_id!r} is already stored, from {stored[0]}; give one of "
+                             "them another name (matpo-bench run --name) or build from a new store.")
         rows = []
         for seq, record in enumerate(records):
             where = f"{source}, record {record.get('key')!r}"
@@ -239,7 +248,7 @@ class ResultsStore:
             duplicate = next(key for key in keys if keys.count(key) > 1)
             raise StoreError(f"{source}: key {duplicate!r} appears more than once.")
         try:
-            summary = summarize(str(meta["mode"]), records).to_dict()
+            summary = summarize(str(meta["mode"]), records, planned=planned).to_dict()
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"{source}: a record's stats cannot be summarised ({exc!r}).") from None
         self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))  # cascades to its records

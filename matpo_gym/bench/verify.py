@@ -118,7 +118,12 @@ def verify_submission(folder: Path | str) -> VerifyReport:
                 if name in claimed_metrics and _differs(claimed_metrics[name], value):
                     reject(f"{label}: claims {name} {claimed_metrics[name]!r}, re-scored {value!r}")
             rescored.append({**record, "score": score})
-        report.summaries[mode] = summarize(mode, rescored)
+        try:
+            planned = run.plan(mode)
+        except StoreError as exc:
+            reject(str(exc))
+            planned = None
+        report.summaries[mode] = summarize(mode, rescored, planned=planned)
 
     if run.summaries is None:
         reject("no summary.json: the run did not finish")

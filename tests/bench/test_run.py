@@ -93,6 +93,8 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
         (["run", "--mode", "duo"], "Unknown mode"),
         (["run", "--env", "frames"], "huggingface-cli download"),
         (["run", "--noise", "2"], "rate"),
+        (["run", "--limit", "-1"], "limit must be a positive number of questions"),
+        (["run", "--limit", "0"], "limit must be a positive number of questions"),
         (["run", "--env", "my-envs/frames-copy.toml"], "No such env file: my-envs/frames-copy.toml"),
     ],
 )
@@ -168,3 +170,58 @@ def test_a_model_policys_own_tokenizer_sizes_the_context_budget(tiny_model_dir, 
         assert {r["stop_reason"] for r in records} == {"context_limit"} and not any(first_turns)
     else:
         assert all(first_turns), "the model's tokens fit the cap, so the model plays"
+
+
+class CountingAgent:
+    """Answers at once, a new number every episode: x0, x1, x2, ..."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.count = 0
+
+    def generate(self, prompts):
+        from matpo_gym.policies.base import Completion
+
+        out = [Completion(f"<answer>x{self.count + i}</answer>") for i in range(len(prompts))]
+        self.count += len(prompts)
+        return out
+
+
+class EvenJudge:
+    """Passes an answer whose number is even."""
+
+    name = "even-judge"
+
+    def generate(self, prompts):
+        import re
+
+        from matpo_gym.policies.base import Completion
+
+        numbers = [int(re.findall(r"x(\d+)", p.messages[-1].content)[-1]) for p in prompts]
+        return [Completion("VERDICT: " + ("CORRECT" if n % 2 == 0 else "INCORRECT")) for n in numbers]
+
+
+def test_each_sample_of_a_question_stores_the_verdict_on_its_own_answer(tmp_path):
+    # the samples of a question are judged in one batch: each record keeps the verdict on its answer
+    config = RunConfig(mode="single", limit=2, samples=4, out=tmp_path, name="j", quiet=True,
+                       judge="tests.bench.test_run:EvenJudge")
+    run(config, policy=CountingAgent())
+    records = read_records(tmp_path / "j" / "single.jsonl")
+    assert len(records) == 8 and {r["score"] for r in records} == {0.0, 1.0}
+    for record in records:
+        assert record["prediction"] in record["judge"]["prompt"]  # x0 ... x7: no one inside another
+        assert record["judge"]["score"] == record["score"]
+        assert (record["judge"]["label"] == "CORRECT") == (int(record["prediction"][1:]) % 2 == 0)
+
+
+def test_a_folder_resumes_only_with_the_settings_its_records_were_played_with(tmp_path):
+    run(RunConfig(mode="single", limit=2, noise=0.5, noise_kinds="shuffle", out=tmp_path, name="r", quiet=True))
+    with pytest.raises(ValueError, match="noise_kinds='shuffle', not noise_kinds='error'"):
+        run(RunConfig(mode="single", limit=2, noise=0.5, noise_kinds="error", out=tmp_path, name="r", quiet=True))
+    # the default names keep other kinds and other classes of one module apart
+    names = {RunConfig(noise=0.5, noise_kinds=kinds).run_name() for kinds in ("all", "error", "shuffle")}
+    names |= {RunConfig(policy=f"matpo_gym.policies.scripted:{cls}").run_name()
+              for cls in ("SearchReadPolicy", "RandomPolicy")}
+    assert len(names) == 5
+    assert RunConfig(noise=0.5, noise_kinds="error").run_name() == "world-frames-scripted-noise0.5-error-seed0"

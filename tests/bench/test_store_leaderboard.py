@@ -177,12 +177,13 @@ def test_leaderboard_markdown_has_one_sorted_table_per_env(runs_dir, tmp_path):
     assert list(tables) == ["world-frames", "world-gaia"]
     assert len(tables["world-frames"]) == 8 and len(tables["world-gaia"]) == 1
     for rows in tables.values():
-        accuracies = [float(row["accuracy"].split(" ± ")[0]) for row in rows]
+        accuracies = [float(row["accuracy"].split(" [")[0]) for row in rows]
         assert accuracies == sorted(accuracies, reverse=True)
         for row in rows:
             summary = stored[(row["run"], row["mode"])]
-            assert row["n"] == str(summary["n"]) == "4"
-            assert row["accuracy"] == f"{summary['accuracy']:.3f} ± {summary['accuracy_ci95']:.3f}"
+            assert row["n"] == f"{summary['questions']}x{summary['samples']}" == "4x1" and summary["n"] == 4
+            # the interval over questions the run itself reported, not one over episodes
+            assert row["accuracy"] == f"{summary['accuracy']:.3f} [{summary['ci_low']:.3f}, {summary['ci_high']:.3f}]"
             assert row["answered"] == f"{summary['answered']:.2f}"
             assert row["mean turns"] == f"{summary['mean_turns']:.1f}"
     frames = tables["world-frames"]
@@ -292,3 +293,38 @@ def test_answers_matching_an_alias_verify(tmp_path):
     record = json.loads((tmp_path / "alias" / "single.jsonl").read_text().splitlines()[0])
     assert record["score"] == 1.0 and record["aliases"] == ["St Petersburg"]
     assert verify_submission(tmp_path / "alias").ok
+
+
+# -- a run's plan, and names that collide ----------------------------------------------------------
+
+
+def test_a_run_stopped_early_is_marked_incomplete_and_a_shorter_rerun_counts_its_own_plan(runs_dir, tmp_path):
+    folder = tmp_path / "runs" / "cut"
+    run(RunConfig(mode="single", limit=4, out=tmp_path / "runs", name="cut", quiet=True))
+    records = read_jsonl(folder / "single.jsonl")
+    write_jsonl(folder / "single.jsonl", records[:2])  # as if it was stopped after two questions
+    (folder / "summary.json").unlink()
+    with ResultsStore(tmp_path / "a.sqlite") as store:
+        [run_id] = store.import_run(folder)
+        summary = store.run(run_id).summary
+        files = build_leaderboard(store, tmp_path / "board")
+    assert summary["n"] == 4 and summary["outcomes"]["missing"] == 2  # the plan, not the two lines
+    [row] = markdown_tables(files.markdown.read_text())["world-frames"]
+    assert row["accuracy"].endswith("(incomplete: 2 of 4)")
+    # a rerun with a smaller limit plays its own plan; the store and verify agree with its summary
+    run(RunConfig(mode="single", limit=1, out=tmp_path / "runs", name="cut", quiet=True))
+    claimed = json.loads((folder / "summary.json").read_text())[0]
+    with ResultsStore(tmp_path / "b.sqlite") as store:
+        [run_id] = store.import_run(folder)
+        assert store.run(run_id).summary["n"] == claimed["n"] == 1
+    assert verify_submission(folder).ok
+
+
+def test_two_runs_of_one_name_from_different_folders_are_refused(runs_dir, tmp_path):
+    twin = tmp_path / "elsewhere" / "world-gaia-scripted-noise0-seed0"
+    shutil.copytree(runs_dir / "world-gaia-scripted-noise0-seed0", twin)
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        store.import_run(runs_dir / "world-gaia-scripted-noise0-seed0")
+        with pytest.raises(StoreError, match="already stored, from"):
+            store.import_run(twin)
+        store.import_run(runs_dir / "world-gaia-scripted-noise0-seed0")  # the same folder again replaces it
