@@ -101,8 +101,16 @@ class TinyModelConfig:
             )
 
     def digest(self) -> str:
-        """A short hash of the config and the build format: the cache folder's name."""
-        payload = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        """A short hash of the config, the build format and the prompt files the tokenizer is
+        trained on: the cache folder's name (a change to the world generator's text needs a new
+        ``FORMAT_VERSION``)."""
+        from matpo_gym.catalogue import builtin_dir
+
+        prompts = hashlib.sha256()
+        for path in sorted((builtin_dir("envs") / "prompts").glob("*.md")):
+            prompts.update(path.name.encode() + b"\0" + path.read_bytes())
+        payload = json.dumps({"format": FORMAT_VERSION, "prompts": prompts.hexdigest(), **dataclasses.asdict(self)},
+                             sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -239,9 +239,10 @@ def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
         logits, wanted = head()(hidden[positions]), targets[positions]                 # [N, V], [N]
     else:
         logits, wanted = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1], targets
+    logits = logits.float()  # divided in float32, as the rollout's sampling and log-probs are
     if temperature != 1.0:
         logits = logits / temperature
-    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, wanted.unsqueeze(-1)).squeeze(-1)
+    picked = torch.log_softmax(logits, dim=-1).gather(-1, wanted.unsqueeze(-1)).squeeze(-1)
     if positions is None:
         return picked                                                                   # [B, T-1]
     if not sparse:

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from matpo_gym.core.trajectory import EpisodeResult
-from matpo_gym.envs.gym_env import MatpoEnv
+from matpo_gym.envs.gym_env import MatpoEnv, stable_seed
 from matpo_gym.policies.hf import resolve_device
 from matpo_gym.rollout import EpisodeRequest, rollout
 from matpo_gym.trainers.advantages import assign_credit
@@ -172,7 +172,9 @@ class RLTrainer:
     def _sampling_seed(self, step: int) -> int:
         """The seed of step ``step``'s rollouts on this process: a function of the step, not of how
         many calls came before, so a resumed run draws the samples of an uninterrupted one."""
-        return (self.config.seed * 1_000_003 + self.parallel.rank) * 100_003 + step
+        # a hash, not base + step: the policy samples its k-th call with seed + k, so consecutive
+        # bases would make step s + 1 replay the draws of step s's second call
+        return stable_seed("rollout", self.config.seed, self.parallel.rank, step) % 2**62
 
     def _questions(self, step: int):
         rng = random.Random(f"{self.config.seed}/{step}")
@@ -203,12 +205,16 @@ class RLTrainer:
         # the mean runs over every generated token, zero-advantage turns included: leaving them out
         # saves their forward pass but must not shrink the denominator (and so scale up the rest)
         counted = samples_from_credit(credited, skip_zero_advantage=False, **selection) if cfg.kl_coef == 0 else samples
-        stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "approx_kl": [], "ref_kl": []}
+        # logged as what was minimised: the loss as weighted into the gradient, the rest per trained token
+        stats = dict.fromkeys(("loss", "clip_fraction", "approx_kl", "ref_kl"), 0.0)
         grad_norm = 0.0
         total_tokens = self.parallel.sum(sum(s.generated_tokens for s in counted))
         total_samples = self.parallel.sum(len(counted))
-        if self.parallel.sum(len(samples)):
-            max_len = max((s.generated_tokens for s in counted), default=1)
+        trained_tokens = self.parallel.sum(sum(s.generated_tokens for s in samples))
+        trained_samples = self.parallel.sum(len(samples))
+        if trained_samples:
+            # one normaliser for every process: Dr. GRPO's constant must not depend on the rank
+            max_len = self.parallel.max(max((s.generated_tokens for s in counted), default=1))
             chunks = list(micro_batches(samples, cfg.micro_batch_tokens))
             real = len(chunks)
             if self.sharded:  # FSDP gathers in every forward: every process runs as many micro-batches
@@ -247,29 +253,30 @@ class RLTrainer:
                         continue
                     weight = st.tokens / total_tokens if cfg.aggregation == "token-mean" else len(chunk) / total_samples
                     (loss * weight).backward()
-                    for key in stats:
-                        stats[key].append(getattr(st, key))
+                    stats["loss"] += float(loss.detach()) * weight / cfg.epochs_per_step
+                    for key in ("clip_fraction", "approx_kl", "ref_kl"):
+                        stats[key] += getattr(st, key) * st.tokens / max(1.0, trained_tokens) / cfg.epochs_per_step
                 if not self.sharded:
                     self.parallel.sum_gradients(self.model)
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
                 self.optimizer.step()
             self._sync_rollout_weights()
+        # every figure over all processes' samples (a process holds only its share of the batch)
+        figures = {key: self.parallel.sum(value) if trained_samples else math.nan for key, value in stats.items()}
         roles = [c.trajectory.role.value for c in credited]
         extra: dict[str, float] = {}
         if cfg.worker_advantage == "parent_mask":
             rows = [s.token_advantages for s in samples if s.token_advantages and s.advantage != 0.0]
-            zeroed = sum(row.count(0.0) for row in rows)
-            extra["worker_tokens_zeroed"] = zeroed / max(1, sum(len(row) for row in rows))
+            zeroed = self.parallel.sum(sum(row.count(0.0) for row in rows))
+            extra["worker_tokens_zeroed"] = zeroed / max(1.0, self.parallel.sum(sum(len(row) for row in rows)))
         return {
-            "loss": mean(stats["loss"]),
-            "clip_fraction": mean(stats["clip_fraction"]),
-            "approx_kl": mean(stats["approx_kl"]),
-            "ref_kl": mean(stats["ref_kl"]),
+            **figures,
             "grad_norm": grad_norm,
-            "samples": len(samples),
-            "trained_tokens": sum(s.generated_tokens for s in samples),
-            "worker_trajectories": roles.count("worker"),
-            "nonzero_advantage": sum(c.advantage != 0 for c in credited) / max(1, len(credited)),
+            "samples": int(trained_samples),
+            "trained_tokens": int(trained_tokens),
+            "worker_trajectories": int(self.parallel.sum(roles.count("worker"))),
+            "nonzero_advantage": self.parallel.sum(sum(c.advantage != 0 for c in credited))
+            / max(1.0, self.parallel.sum(len(credited))),
             **extra,
         }
 
@@ -290,6 +297,9 @@ class RLTrainer:
     def _held_out(self, policy: Any, samples: int, prefix: str) -> dict[str, float]:
         requests = [EpisodeRequest(task, f"{task.id}/{prefix}/s{k}")
                     for task in self.parallel.shard(self.eval_tasks) for k in range(samples)]
+        # the same draws at every evaluation of a run (they pair up question by question), and
+        # never a training step's
+        policy.reseed(stable_seed(prefix, self.config.seed, self.parallel.rank) % 2**62)
         self.model.eval()
         with full_parameters(self.model):
             results = list(rollout(self._make_env(self.eval_spec, "test"), policy, requests,

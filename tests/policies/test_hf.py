@@ -21,6 +21,7 @@ from matpo_gym.models import TinyModelConfig, default_tiny_dir, ensure_tiny, loa
 from matpo_gym.models.tiny import GRAMMAR_TOKENS, IM_END, SPECIAL_TOKENS
 from matpo_gym.policies import load_policy
 from matpo_gym.policies.hf import HFPolicy
+from matpo_gym.policies.registry import PolicyError
 from matpo_gym.rollout import EpisodeRequest, rollout
 
 SAMPLE = (
@@ -168,6 +169,22 @@ def test_build_writes_the_manifest_and_ensure_reuses_a_built_model(
     default = default_tiny_dir()
     assert default.parent == tmp_path and default.name == f"tiny-{TinyModelConfig().digest()}"
     assert default_tiny_dir(TinyModelConfig(seed=1)) != default
+
+
+def test_a_prompt_edit_gives_the_tiny_model_another_cache_folder(monkeypatch, tmp_path):
+    # the tokenizer trains on the prompt files: a model cached before an edit must not be reused
+    import shutil
+
+    from matpo_gym import catalogue
+
+    before = TinyModelConfig().digest()
+    envs = tmp_path / "envs"
+    shutil.copytree(catalogue.builtin_dir("envs") / "prompts", envs / "prompts")
+    monkeypatch.setattr(catalogue, "builtin_dir", lambda kind: tmp_path / kind)
+    assert TinyModelConfig().digest() == before
+    prompt = sorted((envs / "prompts").glob("*.md"))[0]
+    prompt.write_text(prompt.read_text() + "\nOne more line.\n")
+    assert TinyModelConfig().digest() != before
 
 
 # -- the policy -------------------------------------------------------------------------------
@@ -354,5 +371,5 @@ def test_vllm_policy_without_vllm_is_a_clear_import_error():
 
     with pytest.raises(ImportError, match=r"pip install 'matpo-gym\[vllm\]' \(needs a CUDA GPU\)"):
         VLLMPolicy("tiny")
-    with pytest.raises(ImportError, match="vLLM is not installed"):
-        load_policy("vllm", model="tiny")
+    with pytest.raises(PolicyError, match="Cannot build policy 'vllm': vLLM is not installed"):
+        load_policy("vllm", model="tiny")  # the CLI's one-line error

@@ -125,7 +125,7 @@ def session(rank: int, port: int, model_dir: Path, out: Path, queue) -> None:
         share = [q for q in range(GROUPS) if q % 2 == rank]
         with counted_collectives() as calls:
             stats = trainer.update(episodes(share))
-        report["update"] = {k: stats[k] for k in ("grad_norm", "samples", "trained_tokens")}
+        report["update"] = {k: stats[k] for k in ("grad_norm", "samples", "trained_tokens", "loss", "clip_fraction")}
         report["update_collectives"] = len(calls)
         weights = full_model_state(trainer.model)
         grads = {name: p.grad.full_tensor() for name, p in trainer.model.named_parameters()}
@@ -206,7 +206,10 @@ def test_one_sharded_step_equals_the_full_replica_step(sharded, tiny_model_dir, 
     replica.setup()
     initial = {name: value.clone() for name, value in replica.model.state_dict().items()}
     stats = replica.update(episodes(list(range(GROUPS))))
-    assert [reports[r]["update"]["samples"] for r in (0, 1)] == [8, 4] and stats["samples"] == 12
+    # every process logs the whole step's figures, not its own share's
+    assert [reports[r]["update"]["samples"] for r in (0, 1)] == [12, 12] and stats["samples"] == 12
+    for key in ("trained_tokens", "loss", "clip_fraction"):
+        assert [reports[r]["update"][key] for r in (0, 1)] == pytest.approx([stats[key]] * 2, rel=1e-4, abs=1e-7)
     assert stats["grad_norm"] > 10 * replica.config.grad_clip  # clipping scales every gradient
     for rank in (0, 1):  # the clipping norm is the global one, on every process
         assert reports[rank]["update"]["grad_norm"] == pytest.approx(stats["grad_norm"], rel=1e-5)

@@ -71,3 +71,19 @@ def test_a_soft_capped_head_is_scored_through_the_full_forward():
         raw = model.lm_head(model.get_decoder()(input_ids=input_ids).last_hidden_state)
     assert float(raw.abs().max()) > 10  # uncapped, the shortcut's logits would differ
     assert torch.allclose(picked, full, atol=1e-5)
+
+
+def test_a_temperature_divides_bfloat16_logits_in_float32(tiny_model_dir):
+    # the rollout samples from (float32 logits) / T; the trainer's ratio must use the same numbers
+    model, _ = load_tiny(tiny_model_dir)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(15)  # logits the size a trained model's are
+    input_ids = torch.randint(10, 200, (2, 24), generator=torch.Generator().manual_seed(0))
+    attention = torch.ones_like(input_ids)
+    positions = torch.ones((2, 23), dtype=torch.bool)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]
+        picked = token_logprobs(model, input_ids, attention, 0.7, positions)
+    expected = torch.log_softmax(logits.float() / 0.7, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    assert logits.dtype == torch.bfloat16
+    assert torch.allclose(picked, expected, atol=1e-4)
