@@ -12,6 +12,7 @@ from matpo_gym.trainers.batch import samples_from_credit  # noqa: E402
 from matpo_gym.trainers.config import TrainConfig  # noqa: E402
 from matpo_gym.trainers.dryrun import check  # noqa: E402
 
+from .test_update import updating_trainer  # noqa: E402
 from .test_worker_advantage import matpo_episode  # noqa: E402
 
 
@@ -57,20 +58,8 @@ def test_the_cli_reads_frozen_roles():
 def test_the_update_trains_only_the_tokens_of_roles_not_frozen(tiny_model_dir):
     import torch
 
-    from matpo_gym.trainers.distributed import DataParallel
-    from matpo_gym.trainers.precision import resolve_precision
-    from matpo_gym.trainers.rl import RLTrainer
-    from matpo_gym.trainers.state import load_model
-
     def trained_tokens(frozen: tuple[str, ...]) -> float:
-        trainer = RLTrainer(TrainConfig(algo="matpo", lr=1e-3, frozen_roles=frozen))
-        trainer.parallel = DataParallel(cpu=True)
-        trainer.device = torch.device("cpu")
-        trainer.precision = resolve_precision("fp32", "cpu")
-        trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), trainer.device)
-        trainer.optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=1e-3)
-        trainer.reference = None
-        trainer.policy = None  # rollouts share the trained model: nothing to sync
+        trainer = updating_trainer(tiny_model_dir, TrainConfig(algo="matpo", lr=1e-3, frozen_roles=frozen))
         before = [p.detach().clone() for p in trainer.model.parameters()]
         stats = trainer.update([matpo_episode("a/step0/g0", 1.0), matpo_episode("a/step0/g1", 0.0)])
         assert any(not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters()))
@@ -80,81 +69,3 @@ def test_the_update_trains_only_the_tokens_of_roles_not_frozen(tiny_model_dir):
     assert trained_tokens(()) == 2 * (planner + workers)
     assert trained_tokens(("planner",)) == 2 * workers
     assert trained_tokens(("worker",)) == 2 * planner
-
-
-def test_skipping_zero_advantage_groups_leaves_the_update_unchanged(tiny_model_dir):
-    # without a KL term, zero-advantage turns are left out of the forward pass; their tokens must still
-    # count in the token mean, so the step equals the one with a (zero-gradient) KL term that keeps them
-    import copy
-
-    import torch
-
-    from matpo_gym.trainers.distributed import DataParallel
-    from matpo_gym.trainers.precision import resolve_precision
-    from matpo_gym.trainers.rl import RLTrainer
-    from matpo_gym.trainers.state import load_model
-
-    def step(kl_coef: float) -> list[torch.Tensor]:
-        trainer = RLTrainer(TrainConfig(algo="matpo", lr=1.0, kl_coef=kl_coef, grad_clip=1e9))
-        trainer.parallel = DataParallel(cpu=True)
-        trainer.device = torch.device("cpu")
-        trainer.precision = resolve_precision("fp32", "cpu")
-        trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), trainer.device)
-        trainer.optimizer = torch.optim.SGD(trainer.model.parameters(), lr=1.0)
-        # a reference equal to the model: the KL term is 0 with 0 gradient, but zero-advantage turns stay in
-        trainer.reference = copy.deepcopy(trainer.model) if kl_coef else None
-        trainer.policy = None
-        before = [p.detach().clone() for p in trainer.model.parameters()]
-        trainer.update([matpo_episode("a/step0/g0", 1.0), matpo_episode("a/step0/g1", 0.0),
-                        matpo_episode("b/step0/g0", 1.0), matpo_episode("b/step0/g1", 1.0)])
-        return [p.detach() - b for b, p in zip(before, trainer.model.parameters())]
-
-    skipped, kept = step(0.0), step(1e-3)
-    assert any(torch.count_nonzero(d) for d in skipped)
-    for a, b in zip(skipped, kept):
-        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
-
-
-def test_the_logged_loss_is_the_loss_minimised_whatever_the_micro_batches(tiny_model_dir):
-    # micro_batch_tokens only bounds memory: the step, and what the log says of it, must not move
-    import torch
-
-    from matpo_gym.trainers.distributed import DataParallel
-    from matpo_gym.trainers.precision import resolve_precision
-    from matpo_gym.trainers.rl import RLTrainer
-    from matpo_gym.trainers.state import load_model
-
-    def step(micro_batch_tokens: int) -> dict:
-        trainer = RLTrainer(TrainConfig(algo="matpo", lr=1e-3, micro_batch_tokens=micro_batch_tokens))
-        trainer.parallel = DataParallel(cpu=True)
-        trainer.device = torch.device("cpu")
-        trainer.precision = resolve_precision("fp32", "cpu")
-        trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), trainer.device)
-        trainer.optimizer = torch.optim.SGD(trainer.model.parameters(), lr=1e-3)
-        trainer.reference = None
-        trainer.policy = None
-        return trainer.update([matpo_episode("a/step0/g0", 1.0), matpo_episode("a/step0/g1", 0.0),
-                               matpo_episode("b/step0/g0", 1.0), matpo_episode("b/step0/g1", 1.0)])
-
-    whole, split = step(100_000), step(20)
-    assert whole["samples"] == split["samples"] > 2
-    for key in ("loss", "clip_fraction", "approx_kl", "grad_norm"):
-        assert split[key] == pytest.approx(whole[key], rel=1e-4, abs=1e-7), key
-
-
-def test_rollout_and_evaluation_seeds_never_share_a_draw(tiny_model_dir):
-    # a policy samples its k-th call of a step with seed + k: no two steps, and no evaluation,
-    # may meet on one seed
-    from matpo_gym.envs.gym_env import stable_seed
-    from matpo_gym.trainers.distributed import DataParallel
-    from matpo_gym.trainers.rl import RLTrainer
-
-    trainer = RLTrainer(TrainConfig(algo="matpo", seed=3))
-    trainer.parallel = DataParallel(cpu=True)
-    calls = 12
-    seeds = [trainer._sampling_seed(step) + k for step in range(200) for k in range(calls)]
-    seeds += [stable_seed(prefix, 3, 0) % 2**62 + k for prefix in ("eval", "eval_sampled") for k in range(calls)]
-    assert len(set(seeds)) == len(seeds)
-    again = RLTrainer(TrainConfig(algo="matpo", seed=3))  # a resumed run draws what the first one drew
-    again.parallel = DataParallel(cpu=True)
-    assert [again._sampling_seed(s) for s in range(200)] == [trainer._sampling_seed(s) for s in range(200)]
