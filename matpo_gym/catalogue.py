@@ -46,6 +46,9 @@ def resolve(kind: Kind, name: str) -> Path:
     if as_path.suffix == ".toml":  # a path, never a name
         if as_path.is_file():
             return as_path
+        shipped = builtin_dir(kind) / as_path.name
+        if not as_path.is_absolute() and as_path.parent == Path(kind) and shipped.is_file():
+            return shipped  # `trainers/NAME.toml`, as the docs write it, outside a checkout
         raise CatalogueError(f"No such {SINGULAR[kind]} file: {as_path} (relative to {Path.cwd()}). "
                              f"Catalogue names: {', '.join(available(kind)) or 'none'}.")
     for folder in search_dirs(kind):

@@ -58,6 +58,13 @@ def parse(argv: list[str] | None) -> object:
     return tyro.extras.subcommand_cli_from_dict(COMMANDS, args=args, prog="matpo-bench", description=__doc__)
 
 
+OPTIONAL_MODULES = {
+    "torch": "hf", "transformers": "hf", "tokenizers": "hf", "accelerate": "hf",
+    "datasets": "data", "matplotlib": "plot", "ddgs": "web", "vllm": "vllm",
+}
+"""Modules of the optional extras: a command that needs one names the extra to install."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen job; user errors print one clear line."""
     try:
@@ -81,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"matpo-bench: error: {message}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_MODULES.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f'matpo-bench: error: this needs {exc.name!r}: pip install "matpo-gym[{extra}]"', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

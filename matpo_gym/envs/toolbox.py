@@ -7,6 +7,7 @@ guard filters what the agent may see, and noise disturbs what the guard let thro
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Mapping
 
 from matpo_gym.data.tasks import PageStore
@@ -25,6 +26,16 @@ TOOL_NAMES = ("search", "browse")
 def _local_search(site: PageStore, top_k: int) -> LocalSearch:
     """One BM25 index per site, shared by every env of the process (it is read-only)."""
     return LocalSearch(site, top_k=top_k)
+
+
+@functools.lru_cache(maxsize=8)
+def site_digest(site: PageStore) -> str:
+    """A digest of every page of ``site``: which offline world a cached local result belongs to
+    (every world has the same base URL and paths)."""
+    digest = hashlib.sha256()
+    for page in site:
+        digest.update(page.url.encode() + b"\0" + page.html.encode() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def build_tools(
@@ -48,6 +59,7 @@ def build_tools(
                 "browse": Browse(StoreFetcher(site), max_chars=spec.browse_max_chars),
             },
             spec,
+            site=site_digest(site) if spec.cache_mode != "off" else "",
         )
     chosen = {name: tools[name] for name in spec.names}
     if spec.leakage_guard:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -90,6 +91,21 @@ def validate_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> str | None:
 
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="matpo-tool")
+_CALL = threading.local()
+
+
+def call_submitted() -> float | None:
+    """``time.monotonic()`` when :func:`run_tool` submitted the call running on this thread: its
+    time limit counts the wait for a pool thread too, so a cache must count from there."""
+    return getattr(_CALL, "submitted", None)
+
+
+def _run_submitted(tool: Tool, arguments: dict[str, Any], submitted: float) -> str:
+    _CALL.submitted = submitted
+    try:
+        return tool(**arguments)
+    finally:
+        _CALL.submitted = None
 
 
 def run_tool(tool: Tool, arguments: dict[str, Any], *, timeout: float | None = 30.0) -> ToolResult:
@@ -103,7 +119,7 @@ def run_tool(tool: Tool, arguments: dict[str, Any], *, timeout: float | None = 3
         if timeout is None:
             text = tool(**arguments)
         else:
-            text = _POOL.submit(tool, **arguments).result(timeout=timeout)
+            text = _POOL.submit(_run_submitted, tool, arguments, time.monotonic()).result(timeout=timeout)
     except concurrent.futures.TimeoutError:
         return ToolResult(
             name,

@@ -59,8 +59,12 @@ class StoreFetcher:
         if not url:
             raise ToolError("The URL is empty. Pass a URL from search results or a link on a page.")
         base = self.store.base_url
-        absolute = urldefrag(urljoin(base, url)).url
-        if _site(absolute) != _site(base):
+        try:
+            absolute = urldefrag(urljoin(base, url)).url
+            outside = _site(absolute) != _site(base)
+        except ValueError as exc:  # urllib's verdict on, say, "http://[::1"
+            raise ToolError(f"Cannot browse {url!r}: it is not a valid URL ({exc}).") from None
+        if outside:
             raise ToolError(
                 f"{url} is outside this site; only pages under {base} can be browsed. "
                 "Use search to find pages on the site."
@@ -99,7 +103,10 @@ class HttpFetcher:
 
     def fetch(self, url: str) -> FetchedPage:
         url = url.strip()
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise ToolError(f"Cannot browse {url!r}: it is not a valid URL ({exc}).") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ToolError(f"Cannot browse {url!r}: give an absolute http:// or https:// URL.")
         deadline = time.monotonic() + self.timeout

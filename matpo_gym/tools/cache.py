@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from matpo_gym.tools.base import Tool, ToolError, ToolSpec, ToolTimeout
+from matpo_gym.tools.base import Tool, ToolError, ToolSpec, ToolTimeout, call_submitted
 
 CacheMode = Literal["off", "read_write", "record", "replay"]
 CACHE_MODES: tuple[str, ...] = ("off", "read_write", "record", "replay")
@@ -337,7 +337,7 @@ class CachedTool:
 
     def _call_and_store(self, arguments: dict[str, Any]) -> str:
         name = self.spec.name
-        start = time.monotonic()
+        start = call_submitted() or time.monotonic()  # the agent's clock: a wait for a thread counts
         try:
             text = self.tool(**arguments)
         except ToolTimeout as exc:

@@ -51,11 +51,16 @@ class _Pacer:
         self._lock = threading.Lock()
         self._last = float("-inf")
 
-    def wait(self, interval: float) -> float:
-        """Reserve the next start time under the lock, sleep until it; returns the pause."""
+    def wait(self, interval: float, deadline: float = float("inf")) -> float:
+        """Reserve the next start time under the lock, sleep until it; returns the pause. A start
+        at or past ``deadline`` is not reserved: the call times out now, sending no request (the
+        caller has given up on it, and a late request would push every later search back)."""
         with self._lock:
             now = time.monotonic()
             start = max(now, self._last + interval)
+            if start >= deadline:
+                raise ToolTimeout("too many searches are waiting their turn at the search engine; "
+                                  "try again shortly.")
             self._last = start
         pause = start - now
         if pause > 0:
@@ -144,7 +149,7 @@ class WebSearch(SearchTool):
         deadline = time.monotonic() + self.timeout_s
         attempts = 0
         while True:
-            _PACER.wait(self.min_interval_s)
+            _PACER.wait(self.min_interval_s, deadline)
             attempts += 1
             try:
                 rows = self._client(deadline).text(

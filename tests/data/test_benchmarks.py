@@ -328,8 +328,6 @@ def test_gaia_id_list_errors(tmp_path):
 
 
 def test_shipped_gaia_text_ids():
-    if not gaia.GAIA_TEXT_IDS.is_file():
-        pytest.skip("the GAIA-text id list is not shipped in this checkout")
     ids = gaia_text_ids()
     assert len(ids) == len(set(ids)) == 103
     assert all(uuid.UUID(task_id).version == 4 for task_id in ids)

@@ -168,3 +168,12 @@ def test_gaia_covers_counts_comparisons_and_means(world: World) -> None:
 def test_answers_are_entity_names_in_musique(world: World) -> None:
     names = {e.name for e in world.entities.values()}
     assert all(t.answer in names for t in all_tasks(world, "musique"))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_question_is_asked_twice_with_its_entities_in_another_order(world: World, family: str) -> None:
+    # twins would be the same question, and could sit one in train and one in test
+    from matpo_gym.data.world.questions import program_key
+
+    keys = [program_key(t.metadata["program"]) for t in all_tasks(world, family)]
+    assert len(set(keys)) == len(keys)

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from matpo_gym.tools import Browse, StoreFetcher, ToolError, run_tool, split_windows
+from matpo_gym.tools import Browse, HttpFetcher, StoreFetcher, ToolError, run_tool, split_windows
 
 from .conftest import BASE, LONG_PARAGRAPHS, DictStore
 
@@ -59,6 +59,13 @@ def test_unknown_and_outside_urls_are_tool_errors(store: DictStore) -> None:
         browse(url="https://elsewhere.example/wiki/London")
     result = run_tool(browse, {"url": "/wiki/Atlantis"})
     assert (result.ok, result.error) == (False, "tool_error")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://[wiki.example]/wiki/London"])
+def test_a_url_urllib_cannot_parse_is_a_tool_error_not_a_crash(store: DictStore, url: str) -> None:
+    for fetcher in (StoreFetcher(store), HttpFetcher()):
+        result = run_tool(Browse(fetcher), {"url": url})
+        assert (result.ok, result.error) == (False, "tool_error") and "not a valid URL" in result.text
 
 
 def test_long_pages_come_in_windows_with_a_footer(store: DictStore) -> None:

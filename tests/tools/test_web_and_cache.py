@@ -27,6 +27,7 @@ from matpo_gym.tools import (
     NoiseConfig,
     NoisyTool,
     ToolError,
+    ToolResult,
     ToolSpec,
     ToolTimeout,
     run_tool,
@@ -592,3 +593,64 @@ def test_cached_tools_wrap_local_tools(tmp_path: Path, store: DictStore) -> None
     replay = cached_tools(local, ToolsSpec(cache_mode="replay", cache_path=path))
     replay["search"].tool = MustNotRun()  # answered from the file alone
     assert outcome(replay["search"], {"query": "Ada Lovelace"}) == live
+
+
+def test_a_call_that_timed_out_waiting_for_a_thread_is_stored_as_that_timeout(cache: ToolCache) -> None:
+    # abandoned calls still hold the tool pool's threads; a call that waits behind them past its
+    # limit is a timeout to the agent, and must be one in the cache too, or a replay would differ
+    class Hanging(Lookup):
+        def __call__(self, key: str, upper: bool = False) -> str:
+            time.sleep(0.8)
+            return "late"
+
+    hanging = CachedTool(Hanging(), cache, "record", namespace="hanging", time_limit=0.2)
+    threads = [threading.Thread(target=run_tool, args=(hanging, {"key": str(i)}), kwargs={"timeout": 0.2})
+               for i in range(40)]  # more than the pool's threads
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)
+    seen = run_tool(CachedTool(Lookup(), cache, "record", time_limit=0.2), {"key": "a"}, timeout=0.2)
+    for thread in threads:
+        thread.join()
+    time.sleep(1.0)  # the queued call has run by now, late
+    assert seen.error == "timeout"
+    entry = cache.get("lookup", {"key": "a"})
+    assert entry is not None and entry.error == "timeout"
+    assert outcome(CachedTool(MustNotRun(), cache, "replay"), {"key": "a"})[2] == "timeout"
+
+
+def test_a_search_whose_turn_comes_after_its_deadline_sends_no_request() -> None:
+    engine = Engine(ROWS)
+    search = web(engine, min_interval_s=0.2, timeout_s=0.3)
+    results: list[ToolResult] = []
+    threads = [threading.Thread(target=lambda n=n: results.append(run_tool(search, {"query": f"q{n}"}, timeout=None)))
+               for n in range(6)]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.error or "ok" for r in results).count("timeout") >= 3
+    assert len(engine.calls) <= 3  # turns at about 0, 0.2 s; none after a caller gave up
+    assert all(call[2] - start < 0.3 + 0.1 for call in engine.calls)
+
+
+def test_a_replay_of_web_tools_needs_no_search_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from matpo_gym.tools import web_search
+
+    monkeypatch.setattr(web_search, "DDGSException", None)  # as where the web extra is not installed
+    with pytest.raises(ImportError, match="ddgs"):
+        web_tools(ToolsSpec(backend="web"))
+    tools = web_tools(ToolsSpec(backend="web", cache_mode="replay", cache_path=str(tmp_path / "c.sqlite")))
+    assert outcome(tools["search"], {"query": "x"})[2] == "tool_error"  # not recorded: a clear miss
+
+
+def test_two_offline_worlds_never_share_cached_results(tmp_path: Path) -> None:
+    from matpo_gym.data.world import WorldConfig, build_world
+
+    spec = ToolsSpec(cache_mode="read_write", cache_path=str(tmp_path / "tools.sqlite"))
+    pages = []
+    for seed in (0, 1):  # the same base URL and paths, other pages
+        world = build_world(WorldConfig(seed=seed, num_entities=60))
+        pages.append(outcome(build_tools(spec, world.store)["browse"], {"url": "/"}))
+    assert pages[0][1] and pages[1][1] and pages[0][0] != pages[1][0]

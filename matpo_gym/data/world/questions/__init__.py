@@ -9,6 +9,7 @@ of the question text, so one text is always in one split, whichever world or fam
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 from types import ModuleType
@@ -38,6 +39,27 @@ def split_of(question: str) -> str:
     """``"train"`` or ``"test"`` (about 80/20), a pure function of the question text."""
     digest = hashlib.sha256(canonical(question).encode()).digest()
     return "test" if int.from_bytes(digest[:8], "big") % 100 < TEST_PERCENT else "train"
+
+
+ORDER_FREE = frozenset({"sum", "min", "max", "mean", "argmax", "argmin"})
+"""Program ops whose arguments' order does not change the question."""
+
+
+def program_key(p: program.Program) -> str:
+    """A program with the arguments of order-free ops sorted: two questions with equal keys ask
+    the same thing (the same two entities named in the other order)."""
+
+    def norm(node: object) -> object:
+        if isinstance(node, list):
+            return [norm(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: norm(value) for key, value in node.items()}
+        if out.get("op") in ORDER_FREE:
+            out["args"] = sorted(out["args"], key=lambda a: json.dumps(a, sort_keys=True))
+        return out
+
+    return json.dumps(norm(p), sort_keys=True)
 
 
 def hops(p: program.Program) -> int:
@@ -80,12 +102,16 @@ def _task(ctx: Context, family: str, seed: int, base_url: str, c: Candidate) -> 
 
 
 def build_tasks(ctx: Context, family: str, *, seed: int, base_url: str, size: int) -> list[Task]:
-    """About ``size`` distinct tasks of ``family``, the same ones for the same world and seed."""
+    """About ``size`` distinct tasks of ``family``, the same ones for the same world and seed.
+
+    Distinct in text and in program: a question naming the same entities in the other order is
+    the same question, and could otherwise land in the other split than its twin."""
     if family not in FAMILIES:
         raise ValueError(f"unknown question family {family!r}; valid families: {sorted(FAMILIES)}")
     templates = FAMILIES[family].TEMPLATES
     rng = random.Random(f"{seed}/questions/{family}")
     seen: set[str] = set()
+    asked: set[str] = set()
     tasks: list[Task] = []
     for difficulty in DIFFICULTIES:
         share = math.ceil(size / len(DIFFICULTIES) / len(templates[difficulty]))
@@ -97,11 +123,14 @@ def build_tasks(ctx: Context, family: str, *, seed: int, base_url: str, size: in
                 candidate = template(ctx, rng)
                 if candidate is None or canonical(candidate.question) in seen:
                     continue
+                if program_key(candidate.program) in asked:
+                    continue
                 try:
                     task = _task(ctx, family, seed, base_url, candidate)
                 except program.ProgramError:
                     continue
                 seen.add(canonical(candidate.question))
+                asked.add(program_key(candidate.program))
                 tasks.append(task)
                 made += 1
     random.Random(f"{seed}/order/{family}").shuffle(tasks)
@@ -127,4 +156,4 @@ def select(
     return chosen if n is None else chosen[:n]
 
 
-__all__ = ["FAMILIES", "SPLITS", "build_tasks", "canonical", "select", "split_of"]
+__all__ = ["FAMILIES", "SPLITS", "build_tasks", "canonical", "program_key", "select", "split_of"]
