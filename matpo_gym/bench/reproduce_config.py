@@ -150,6 +150,9 @@ class ReproduceConfig:
         bad = [r for r in self.noise_rates or () if not 0 <= r <= 1]
         if bad:
             raise ConfigError(f"reproduce: noise rate {bad[0]} is outside [0, 1].")
+        if self.noise_rates is not None and (not self.noise_rates or self.noise_rates[0] != 0):
+            raise ConfigError("reproduce: the first noise rate must be 0 (the main table, the context sweep and "
+                              f"the sampled cell play at noise 0), got {list(self.noise_rates)}.")
         for name in ("sft_steps", "rl_steps", "questions_per_step", "group_size", "eval_questions", "turns",
                      "search_top_k", "browse_max_chars"):
             if getattr(self, name) < 1:
@@ -250,7 +253,11 @@ def save_manifest(config: ReproduceConfig, *, write: bool = True) -> None:
 def rerun_command(config: ReproduceConfig) -> str:
     """The command that reruns this reproduction: the preset plus every setting that differs from it."""
     words = ["matpo-bench reproduce", f"--preset {config.preset}"]
-    for name, preset_value in PRESETS[config.preset].items():
+    defaults = {f.name: f.default for f in fields(ReproduceConfig)}
+    for name in [f.name for f in fields(config) if f.name not in RUN_ONLY and f.name != "preset"]:
+        preset_value = PRESETS[config.preset].get(name, defaults[name])
+        if isinstance(preset_value, list):
+            preset_value = tuple(preset_value)
         value = getattr(config, name)
         if isinstance(value, list):
             value = tuple(value)

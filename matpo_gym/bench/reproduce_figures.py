@@ -210,7 +210,7 @@ def collect(config: ReproduceConfig) -> dict[str, Any]:
         "sampled_change": sampled_change,
         "replicates": replicates(config) if config.eval_samples else [],
         "curves": {algo: {key: curves(logs[algo], key) for key in CURVES} for algo in METHODS},
-        "held_out": {algo: held_out_change(logs[algo]) for algo in METHODS},
+        "held_out": {algo: held_out_change(logs[algo], config.rl_steps) for algo in METHODS},
         "stability": [stability(rows, algo, s, config.rl_steps)
                       for algo in METHODS for s, rows in zip(seeds, logs[algo])],
         "budget": budgets,

@@ -42,10 +42,14 @@ def plots(data: dict[str, Any], config: ReproduceConfig, folder: Path) -> dict[P
             x = [p["step"] for p in points]
             ax.plot(x, [p["mean"] for p in points], marker="o", markersize=3, color=COLORS[algo], label=algo)
             ax.fill_between(x, [p["low"] for p in points], [p["high"] for p in points], color=COLORS[algo], alpha=0.2)
+            for p in points:  # a point over fewer seeds (a run cut short) says so
+                if p["n"] < len(config.seeds):
+                    ax.annotate(f"n={p['n']}", (p["step"], p["mean"]), textcoords="offset points", xytext=(0, 6),
+                                ha="center", fontsize=7, color=COLORS[algo])
         ax.set_xlabel("step")
         if key != "reward":
             ax.set_ylim(-0.02, max(0.1, ax.get_ylim()[1]))
-        ax.set_title(f"{title}\n(mean, 95% CI over seeds)")
+        ax.set_title(f"{title}\n(mean, 95% CI over {len(config.seeds)} seeds)")
         ax.grid(alpha=0.3)
         _legend(ax)
     save(fig, "learning_curves.png")

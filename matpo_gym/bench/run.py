@@ -175,9 +175,11 @@ RESUME_SETTINGS = ("env", "policy", "noise", "noise_kinds", "split", "seed", "ju
 (``limit`` and ``samples`` may grow: they add records, and the summary follows the plan)."""
 
 
-def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any] | None = None) -> None:
+def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any] | None = None,
+                 env_spec: dict[str, Any] | None = None) -> None:
     """Refuse to add episodes to a run folder whose results were played with other overrides or
-    other :data:`RESUME_SETTINGS` (``settings``: this run's config as a dict)."""
+    other :data:`RESUME_SETTINGS` (``settings``: this run's config as a dict). The env counts as
+    the same when its resolved spec is (``env_spec``), however its file's path is spelled."""
     meta_path = folder / "run.json"
     results = [folder / f"{mode}.jsonl" for mode in MODES]
     if not meta_path.is_file() or not any(p.is_file() and p.stat().st_size for p in results):
@@ -200,6 +202,13 @@ def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any
         return
     new = json.loads(json.dumps(settings, default=str))
     differ = [k for k in RESUME_SETTINGS if k in old and old[k] != new.get(k)]
+    def located(spec: Any) -> Any:  # the spec without the folder its file sits in
+        return {k: v for k, v in spec.items() if k != "root"} if isinstance(spec, dict) else spec
+
+    same_spec = env_spec is not None and located(meta.get("env_spec")) == located(
+        json.loads(json.dumps(env_spec, default=str)))
+    if "env" in differ and same_spec:  # a moved folder, or its path spelled another way
+        differ.remove("env")
     if differ:
         then = ", ".join(f"{k}={old[k]!r}" for k in differ)
         now_ = ", ".join(f"{k}={new.get(k)!r}" for k in differ)
@@ -273,7 +282,7 @@ def run(
     noise = config.noise_config()
     policy = policy or load_policy(config.policy)
     folder = config.out / config.run_name()
-    check_resume(folder, config.set, to_dict(config))
+    check_resume(folder, config.set, to_dict(config), to_dict(spec))
     folder.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
         "config": to_dict(config),

@@ -55,22 +55,24 @@ def stability(rows: list[dict[str, Any]], algo: str, seed: int, planned: int) ->
 
 
 def budget(logs: Sequence[list[dict[str, Any]]]) -> dict[str, float]:
-    """What a method actually consumed over its seeds' logs: steps, generated tokens, seconds."""
+    """What a method actually consumed over its seeds' logs: steps, generated tokens, seconds
+    (rollouts, updates and the learning-curve evaluations, step 0's included)."""
     rows = [r for seed_rows in logs for r in seed_rows if "reward" in r]
+    evaluations = sum(r.get("eval_seconds", 0) for seed_rows in logs for r in seed_rows)
     return {
         "steps": len(rows),
         "generated_tokens": sum(r.get("generated_tokens", 0) for r in rows),
         "trained_tokens": sum(r.get("trained_tokens", 0) for r in rows),
-        "seconds": sum(r.get("rollout_seconds", 0) + r.get("update_seconds", 0) for r in rows),
+        "seconds": sum(r.get("rollout_seconds", 0) + r.get("update_seconds", 0) for r in rows) + evaluations,
         "context_truncations": sum(r.get("context_truncations", 0) for r in rows),
     }
 
 
-def held_out_change(logs: Sequence[list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+def held_out_change(logs: Sequence[list[dict[str, Any]]], planned: int) -> dict[str, dict[str, Any]]:
     """Per decoding (greedy, sampled): held-out score before RL, after it, and the paired change.
 
-    Uses each run's first and last evaluation that logged per-question scores; runs without them
-    (logs that predate those scores, a run not yet evaluated after step 0) are left out and
+    Uses each run's evaluations at step 0 and at its ``planned`` last step; runs without both
+    (logs that predate per-question scores, a run not yet trained to the end) are left out and
     ``runs`` says how many counted.
     """
     result: dict[str, dict[str, Any]] = {}
@@ -81,7 +83,7 @@ def held_out_change(logs: Sequence[list[dict[str, Any]]]) -> dict[str, dict[str,
         runs = 0
         for rows in logs:
             evaluated = [r for r in rows if r.get(key)]
-            if len(evaluated) < 2 or evaluated[0]["step"] != 0:
+            if len(evaluated) < 2 or evaluated[0]["step"] != 0 or evaluated[-1]["step"] != planned:
                 continue
             first, last = evaluated[0][key], evaluated[-1][key]
             if len(first) != len(last):
@@ -92,7 +94,7 @@ def held_out_change(logs: Sequence[list[dict[str, Any]]]) -> dict[str, dict[str,
         change = [b - a for a, b in zip(before, after)]
         result[decoding] = {
             "runs": runs,
-            "final_step": max((r["step"] for rows in logs for r in rows if r.get(key)), default=0),
+            "final_step": planned,
             **{name: mean_ci(values)._asdict() for name, values in
                (("before", before), ("after", after), ("change", change))},
         }

@@ -322,7 +322,9 @@ class RLTrainer:
         cfg = self.config
         row: dict[str, Any] = {}
         if self.start_step == 0 and cfg.eval_every:
+            started = time.perf_counter()
             baseline = {"step": 0, **self.evaluate()}  # held-out figures before any update
+            baseline["eval_seconds"] = time.perf_counter() - started
             if self.parallel.is_main:
                 self.metrics.write(baseline)
         bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
@@ -340,7 +342,9 @@ class RLTrainer:
             row["tokens_per_second"] = generated / max(rollout_seconds, 1e-9)
             last = step + 1 == cfg.steps
             if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last:
+                evaluation_started = time.perf_counter()
                 row.update(self.evaluate())
+                row["eval_seconds"] = time.perf_counter() - evaluation_started
             if self.parallel.is_main:
                 self.metrics.write(row)
             bar.set_postfix(reward=f"{row['reward']:.3f}", eval=f"{row.get('eval_accuracy', float('nan')):.3f}")

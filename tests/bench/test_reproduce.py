@@ -385,6 +385,9 @@ def test_bad_settings_are_refused_with_a_clear_error(tmp_path):
         ReproduceConfig(preset="smoke", group_size=1).resolved()
     with pytest.raises(ConfigError, match="noise rate"):
         ReproduceConfig(preset="smoke", noise_rates=(0.0, 1.5)).resolved()
+    for rates in ((0.4,), (0.1, 0.2), ()):  # the main table is read at noise 0: it must be played first
+        with pytest.raises(ConfigError, match="the first noise rate must be 0"):
+            ReproduceConfig(preset="smoke", noise_rates=rates).resolved()
     with pytest.raises(ConfigError, match="eval_samples must be 0"):
         ReproduceConfig(preset="smoke", eval_samples=-1).resolved()
     with pytest.raises(ConfigError, match="rl_kl_coef must be 0"):

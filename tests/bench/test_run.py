@@ -225,3 +225,16 @@ def test_a_folder_resumes_only_with_the_settings_its_records_were_played_with(tm
               for cls in ("SearchReadPolicy", "RandomPolicy")}
     assert len(names) == 5
     assert RunConfig(noise=0.5, noise_kinds="error").run_name() == "world-frames-scripted-noise0.5-error-seed0"
+
+
+def test_a_moved_folder_or_another_spelling_of_its_env_file_still_resumes(tmp_path, monkeypatch):
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "mine.toml").write_text('extends = "world-frames"\n')
+    absolute = str(tmp_path / "envs" / "mine.toml")
+    run(RunConfig(env=absolute, mode="single", limit=2, out=tmp_path / "runs", name="r", quiet=True))
+    results = tmp_path / "runs" / "r" / "single.jsonl"
+    first = read_records(results)[0]
+    results.write_text(json.dumps(first) + "\n")  # stopped after one question
+    monkeypatch.chdir(tmp_path)
+    run(RunConfig(env="envs/mine.toml", mode="single", limit=2, out=Path("runs"), name="r", quiet=True))
+    assert len(read_records(results)) == 2
