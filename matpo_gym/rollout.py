@@ -47,6 +47,8 @@ def rollout(
     threads: int = 8,
 ) -> Iterator[EpisodeResult]:
     """Play every request; yields results in completion order."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of episodes, got {batch_size!r}")
     queue = iter(requests)
     envs = [make_env() for _ in range(batch_size)]
     active: list[MatpoEnv] = []

@@ -29,6 +29,7 @@ THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL)
 TAG_RE = re.compile(r"<(tool_call|answer)>(.*?)</\1>", re.DOTALL)
 OPEN_TAG_RE = re.compile(r"<(tool_call|answer)>")
 BOXED = "\\boxed{"
+_TEXT_WRAPPER = re.compile(r"^\\(?:text|textbf|textit|textrm|mathrm|mathbf|operatorname)\{(.*)\}$", re.DOTALL)
 
 FORMAT_HELP = (
     "Write one action per turn, either\n"
@@ -141,7 +142,10 @@ def parse_action(text: str) -> Action:
         return _error(f"<{tag}> is opened but never closed with </{tag}>.")
     boxed = _extract_boxed(visible)
     if boxed is not None and boxed.strip():
-        return Answer(boxed.strip())
+        answer = boxed.strip()
+        while (wrapped := _TEXT_WRAPPER.match(answer)) is not None:  # \boxed{\text{Paris}}: the text
+            answer = wrapped.group(1).strip()
+        return Answer(answer)
     return _error(
         "No action found: end your turn with one <tool_call>{...}</tool_call> or <answer>...</answer>."
     )

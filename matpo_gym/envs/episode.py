@@ -371,7 +371,11 @@ class Episode:
         """Score the finished episode; reward = (1 - w) * score + w * mean format validity."""
         if not self.done:
             raise RuntimeError("The episode is not finished yet.")
-        metrics = self.scorer.score(self.prediction, self.task)
+        try:
+            metrics = self.scorer.score(self.prediction, self.task)
+        except Exception as exc:  # noqa: BLE001 - a broken scorer scores 0; it must not kill a batch
+            metrics = {self.scorer.primary: 0.0}
+            self.error = self.error or f"scorer failed: {type(exc).__name__}: {exc}"
         score = metrics[self.scorer.primary]
         format_mean = sum(t.format_score for t in self.trajectories) / len(self.trajectories)
         reward = (1 - self.format_weight) * score + self.format_weight * format_mean

@@ -17,6 +17,7 @@ False
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
 from collections.abc import Sequence
@@ -120,7 +121,17 @@ def _parse(text: str, annotation: Any, path: str) -> Any:
             raise ConfigError(f"{path}={text}: expected one of {', '.join(map(str, args))}")
         return text
     if origin is tuple:
-        items = [item.strip() for item in text.split(",")] if text else []
+        if text.startswith("["):  # a TOML array, as the env file would write it
+            try:
+                items = [str(value) for value in tomllib.loads(f"v = {text}")["v"]]
+            except (tomllib.TOMLDecodeError, TypeError):
+                raise ConfigError(f"{path}={text}: expected a,b or a TOML array like [\"a\", \"b\"]") from None
+        else:
+            items = [item.strip() for item in text.split(",")] if text else []
+        stray = [item for item in items if any(c in item for c in "[]\"'")]
+        if stray:
+            raise ConfigError(f"{path}={text}: item {stray[0]!r} holds brackets or quotes; write a,b or "
+                              "[\"a\", \"b\"]")
         return tuple(_parse(item, args[0], path) for item in items if item)
     if annotation is bool:
         lowered = text.lower()

@@ -124,6 +124,9 @@ class LimitsSpec:
     One number for all roles is the paper's setting: one model, one context window."""
 
     def __post_init__(self) -> None:
+        for name in ("planner_turns", "worker_turns", "single_turns", "context_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"limits.{name} must be at least 1, got {getattr(self, name)}")
         names = [f"{role}_{kind}_tokens" for role in ROLE_VALUES for kind in ("context", "total")]
         for name in (*names, "total_tokens"):
             value = getattr(self, name)
@@ -149,6 +152,10 @@ class ScoringSpec:
     """Scorer name (``exact_match``, ``f1``, ``gaia``)."""
     format_weight: float = 0.0
     """Reward = (1 - w) * accuracy + w * mean format validity (the reference uses 0.1)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.format_weight <= 1.0:  # NaN fails too
+            raise ConfigError(f"scoring.format_weight must be in [0, 1], got {self.format_weight}")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def worker_report(
 
     def cut(text: str) -> str:
         if 0 < summary_chars < len(text):
-            text = text[: max(0, summary_chars - len(SUMMARY_CUT))] + SUMMARY_CUT
+            keep = summary_chars - len(SUMMARY_CUT)
+            text = text[:keep] + SUMMARY_CUT if keep > 0 else text[:summary_chars]  # the marker must fit too
         return text
 
     if final is not None:

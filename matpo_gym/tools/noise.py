@@ -139,6 +139,8 @@ class NoisyTool:
         self._irrelevant = irrelevant or getattr(tool, "distractor", None)
         self._lock = threading.Lock()
         self._events: list[NoiseEvent] = []
+        self._generation = 0
+        """Resets so far: a call records only into the episode it started in."""
         self._counts: defaultdict[str, int] = defaultdict(int)
         self._recent: OrderedDict[str, str] = OrderedDict()
 
@@ -153,6 +155,10 @@ class NoisyTool:
                 self.seed = seed
             self._counts.clear()
             self._recent.clear()
+            self._events.clear()
+            # a call of the last episode still running (abandoned at its timeout) writes nothing
+            # into this one when it ends
+            self._generation += 1
 
     def pop_events(self) -> list[NoiseEvent]:
         """The noise injected since the last pop, oldest first."""
@@ -163,6 +169,7 @@ class NoisyTool:
     def __call__(self, **arguments: Any) -> str:
         if self.rate == 0:
             return self.tool(**arguments)
+        generation = self._generation
         key = json.dumps(
             arguments, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
         )
@@ -170,27 +177,27 @@ class NoisyTool:
         kind = rng.choice(self.kinds) if rng.random() < self.rate else None
         if kind == "error":
             message = rng.choice(TRANSIENT_ERRORS)
-            self._record(kind, arguments, message)
+            self._record(kind, arguments, message, generation)
             raise ToolError(message)
         if kind == "timeout":
-            self._record(kind, arguments, "raised a timeout without calling the tool")
+            self._record(kind, arguments, "raised a timeout without calling the tool", generation)
             raise ToolTimeout("the request took too long and was abandoned.")
         text = self.tool(**arguments)
-        previous = self._remember(key, text)
+        previous = self._remember(key, text, generation)
         if kind is None:
             return text
         if kind == "irrelevant":
             other = self._unrelated(rng, text, previous)
             if other is not None:
                 self._record(
-                    kind, arguments, f"replaced by an unrelated result: {_first_line(other)!r}"
+                    kind, arguments, f"replaced by an unrelated result: {_first_line(other)!r}", generation
                 )
                 return other
         applied = "truncate" if kind == "irrelevant" else kind
         noisy, detail = _TRANSFORMS[applied](text, rng)
         if applied != kind:
             detail += " (irrelevant was drawn, but no unrelated result was available)"
-        self._record(applied, arguments, detail)
+        self._record(applied, arguments, detail, generation)
         return noisy
 
     def _rng_for(self, key: str) -> random.Random:
@@ -201,10 +208,12 @@ class NoisyTool:
         material = f"{self.seed}\x1f{self.spec.name}\x1f{key}\x1f{occurrence}".encode()
         return random.Random(int.from_bytes(hashlib.sha256(material).digest()[:8], "big"))
 
-    def _remember(self, key: str, text: str) -> str | None:
+    def _remember(self, key: str, text: str, generation: int) -> str | None:
         """Store this call's clean output; return the latest output of a different call, if any."""
         with self._lock:
             previous = next((out for k, out in reversed(self._recent.items()) if k != key), None)
+            if generation != self._generation:  # a call from before the last reset
+                return previous
             self._recent.pop(key, None)
             self._recent[key] = text
             while len(self._recent) > 2:
@@ -221,9 +230,10 @@ class NoisyTool:
                     return other
         return previous if previous is not None and previous != text else None
 
-    def _record(self, kind: str, arguments: dict[str, Any], detail: str) -> None:
+    def _record(self, kind: str, arguments: dict[str, Any], detail: str, generation: int) -> None:
         with self._lock:
-            self._events.append(NoiseEvent(self.spec.name, kind, dict(arguments), detail))
+            if generation == self._generation:
+                self._events.append(NoiseEvent(self.spec.name, kind, dict(arguments), detail))
 
 
 def truncate(text: str, rng: random.Random) -> tuple[str, str]:
