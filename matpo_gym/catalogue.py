@@ -49,7 +49,8 @@ def resolve(kind: Kind, name: str) -> Path:
         shipped = builtin_dir(kind) / as_path.name
         if not as_path.is_absolute() and as_path.parent == Path(kind) and shipped.is_file():
             return shipped  # `trainers/NAME.toml`, as the docs write it, outside a checkout
-        raise CatalogueError(f"No such {SINGULAR[kind]} file: {as_path} (relative to {Path.cwd()}). "
+        where = "" if as_path.is_absolute() else f" (relative to {Path.cwd()})"
+        raise CatalogueError(f"No such {SINGULAR[kind]} file: {as_path}{where}. "
                              f"Catalogue names: {', '.join(available(kind)) or 'none'}.")
     for folder in search_dirs(kind):
         candidate = folder / f"{name}.toml"

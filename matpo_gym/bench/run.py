@@ -175,6 +175,20 @@ RESUME_SETTINGS = ("env", "policy", "noise", "noise_kinds", "split", "seed", "ju
 (``limit`` and ``samples`` may grow: they add records, and the summary follows the plan)."""
 
 
+def effective_settings(config: dict[str, Any], env_spec: Any) -> dict[str, Any]:
+    """``config`` as what it plays: noise kinds only with noise, the env's own split for none, the
+    judge's rubric only with a judge, a catalogue policy by name or file alike."""
+    out = dict(config)
+    kinds = sorted(k.strip() for k in str(out.get("noise_kinds") or "all").split(",") if k.strip())
+    out["noise_kinds"] = kinds if out.get("noise") else None
+    if out.get("split") is None and isinstance(env_spec, dict):
+        out["split"] = (env_spec.get("source") or {}).get("split")
+    if out.get("judge") is None:
+        out["judge_kind"] = None
+    out["policy"] = policy_slug(str(out.get("policy")))
+    return out
+
+
 def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any] | None = None,
                  env_spec: dict[str, Any] | None = None) -> None:
     """Refuse to add episodes to a run folder whose results were played with other overrides or
@@ -201,7 +215,9 @@ def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any
     if settings is None or not isinstance(old, dict):
         return
     new = json.loads(json.dumps(settings, default=str))
-    differ = [k for k in RESUME_SETTINGS if k in old and old[k] != new.get(k)]
+    old_spec = meta.get("env_spec")
+    then, now = effective_settings(old, old_spec), effective_settings(new, env_spec or old_spec)
+    differ = [k for k in RESUME_SETTINGS if k in old and then.get(k) != now.get(k)]
     def located(spec: Any) -> Any:  # the spec without the folder its file sits in
         return {k: v for k, v in spec.items() if k != "root"} if isinstance(spec, dict) else spec
 

@@ -227,7 +227,7 @@ class ResultsStore:
         ``planned``, its summary counts exactly the planned episodes (missing ones as 0)."""
         run_id = f"{meta['name']}/{meta['mode']}"
         stored = self._db.execute("SELECT source FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if stored is not None and stored[0] != source:
+        if stored is not None and Path(stored[0]).resolve() != Path(source).resolve():
             raise StoreError(f"{source}: a run named {run_id!r} is already stored, from {stored[0]}; give one of "
                              "them another name (matpo-bench run --name) or build from a new store.")
         rows = []
@@ -248,7 +248,7 @@ class ResultsStore:
             duplicate = next(key for key in keys if keys.count(key) > 1)
             raise StoreError(f"{source}: key {duplicate!r} appears more than once.")
         try:
-            summary = summarize(str(meta["mode"]), records, planned=planned).to_dict()
+            summary = summarize(str(meta["mode"]), records, planned=planned, seed=int(meta.get("seed") or 0)).to_dict()
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"{source}: a record's stats cannot be summarised ({exc!r}).") from None
         self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))  # cascades to its records

@@ -123,7 +123,8 @@ def verify_submission(folder: Path | str) -> VerifyReport:
         except StoreError as exc:
             reject(str(exc))
             planned = None
-        report.summaries[mode] = summarize(mode, rescored, planned=planned)
+        report.summaries[mode] = summarize(mode, rescored, planned=planned,
+                                           seed=int(run.meta["config"].get("seed") or 0))
 
     if run.summaries is None:
         reject("no summary.json: the run did not finish")

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever the build changes, so cached models from an older build are not reused."""
 MANIFEST = "matpo_tiny.json"
 TOKENIZER_WORLD_SEED = 104_729

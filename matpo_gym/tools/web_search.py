@@ -148,8 +148,14 @@ class WebSearch(SearchTool):
         """Raw result rows, with pacing, retries and backoff; failures become tool errors."""
         deadline = time.monotonic() + self.timeout_s
         attempts = 0
+        failure: tuple[str, Exception] | None = None
         while True:
-            _PACER.wait(self.min_interval_s, deadline)
+            try:
+                _PACER.wait(self.min_interval_s, deadline)
+            except ToolTimeout:
+                if failure is not None:  # a retry left without a turn: report what it retried
+                    raise _tool_error(failure[0], failure[1], attempts, self.timeout_s) from failure[1]
+                raise
             attempts += 1
             try:
                 rows = self._client(deadline).text(
@@ -166,6 +172,7 @@ class WebSearch(SearchTool):
                 retry = attempts <= self.max_retries and kind in ("rate_limit", "timeout")
                 pause = self.backoff_s * 2 ** (attempts - 1)
                 if retry and time.monotonic() + pause < deadline:
+                    failure = (kind, exc)
                     time.sleep(pause)
                     continue
                 raise _tool_error(kind, exc, attempts, self.timeout_s) from exc

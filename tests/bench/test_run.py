@@ -238,3 +238,11 @@ def test_a_moved_folder_or_another_spelling_of_its_env_file_still_resumes(tmp_pa
     monkeypatch.chdir(tmp_path)
     run(RunConfig(env="envs/mine.toml", mode="single", limit=2, out=Path("runs"), name="r", quiet=True))
     assert len(read_records(results)) == 2
+
+
+def test_runs_that_play_the_same_episodes_resume_one_folder(tmp_path):
+    # noise kinds without noise, a catalogue policy by name or by file, the env's own split spelled out
+    common = dict(mode="single", limit=2, out=tmp_path, name="r", quiet=True)
+    run(RunConfig(noise_kinds="error", **common))
+    run(RunConfig(noise_kinds="all", split="test", policy="policies/scripted.toml", **common))
+    assert len(read_records(tmp_path / "r" / "single.jsonl")) == 2

@@ -328,3 +328,18 @@ def test_two_runs_of_one_name_from_different_folders_are_refused(runs_dir, tmp_p
         with pytest.raises(StoreError, match="already stored, from"):
             store.import_run(twin)
         store.import_run(runs_dir / "world-gaia-scripted-noise0-seed0")  # the same folder again replaces it
+
+
+def test_a_store_of_relative_paths_takes_the_same_folders_again_and_a_run_keeps_its_seed(tmp_path, monkeypatch):
+    run(RunConfig(mode="single", limit=20, seed=1, out=tmp_path / "runs", name="s1", quiet=True))
+    claimed = json.loads((tmp_path / "runs" / "s1" / "summary.json").read_text())[0]
+    monkeypatch.chdir(tmp_path)
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        [run_id] = store.import_run(tmp_path / "runs" / "s1")
+        with store._db:  # as a store written before sources were stored resolved holds them
+            store._db.execute("UPDATE runs SET source = ?", ("runs/s1/single.jsonl",))
+        [again] = store.import_run(Path("runs") / "s1")
+        summary = store.run(run_id).summary
+    assert again == run_id
+    # the bootstrap draws with the run's own seed, so the stored interval is the run's
+    assert (summary["ci_low"], summary["ci_high"]) == (claimed["ci_low"], claimed["ci_high"])

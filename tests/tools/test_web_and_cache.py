@@ -654,3 +654,11 @@ def test_two_offline_worlds_never_share_cached_results(tmp_path: Path) -> None:
         world = build_world(WorldConfig(seed=seed, num_entities=60))
         pages.append(outcome(build_tools(spec, world.store)["browse"], {"url": "/"}))
     assert pages[0][1] and pages[1][1] and pages[0][0] != pages[1][0]
+
+
+def test_a_rate_limited_search_whose_retry_gets_no_turn_reports_the_rate_limit() -> None:
+    engine = Engine(RatelimitException("202 Ratelimit"))
+    search = web(engine, max_retries=3, min_interval_s=0.3, timeout_s=0.4, backoff_s=0.01)
+    result = run_tool(search, {"query": "ada"}, timeout=None)
+    assert (result.ok, result.error) == (False, "tool_error")
+    assert "limiting requests" in result.text and len(engine.calls) < 4  # stopped by its deadline
