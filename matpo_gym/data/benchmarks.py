@@ -253,7 +253,10 @@ def _hub_rows(hub: HubDataset, split: str) -> list[dict[str, Any]]:
 
 def _file_rows(files: list[Path], suffix: str) -> list[dict[str, Any]]:
     datasets = _datasets()
-    options: dict[str, Any] = {"sep": "\t"} if suffix == ".tsv" else {}
+    # an answer that reads "None", "NA" or "null" is an answer, not a missing value
+    options: dict[str, Any] = {"keep_default_na": False} if suffix in (".csv", ".tsv") else {}
+    if suffix == ".tsv":
+        options["sep"] = "\t"
     try:
         dataset = datasets.load_dataset(
             FORMATS[suffix], data_files=[str(f) for f in files], split="train", **options

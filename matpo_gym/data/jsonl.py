@@ -18,6 +18,8 @@ def load_tasks_jsonl(path: Path, family: str = "custom") -> tuple[Task, ...]:
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row.get("answer"), (str, int, float)):
+                raise TypeError(f"'answer' must be a string or a number, got {type(row.get('answer')).__name__}")
             tasks.append(
                 Task(
                     id=str(row.get("id", number)),
@@ -25,7 +27,7 @@ def load_tasks_jsonl(path: Path, family: str = "custom") -> tuple[Task, ...]:
                     answer=str(row["answer"]),
                     family=row.get("family", family),
                     root_url=row.get("root_url"),
-                    aliases=tuple(row.get("aliases", ())),
+                    aliases=_aliases(row),
                     metadata=row.get("metadata", {}),
                 )
             )
@@ -34,3 +36,12 @@ def load_tasks_jsonl(path: Path, family: str = "custom") -> tuple[Task, ...]:
                 f"{path}:{number}: each line must be a JSON object with 'question' and 'answer' ({exc})."
             ) from None
     return tuple(tasks)
+
+
+def _aliases(row: dict) -> tuple[str, ...]:
+    """``aliases`` (or MuSiQue's ``answer_aliases``): a list of strings, or one string (not its
+    characters, each of which would then count as a right answer)."""
+    value = row.get("aliases", row.get("answer_aliases", ()))
+    if isinstance(value, str):
+        value = [value]
+    return tuple(str(v) for v in value if str(v).strip())

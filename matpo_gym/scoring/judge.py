@@ -49,10 +49,13 @@ You are grading an answer to a factual question against the gold answer. Give ex
 CORRECT: the predicted answer carries the gold answer's meaning and says nothing that contradicts \
 it. Differences in capitalisation, punctuation, spelling of names, word order and added context do \
 not matter. A number must agree with the gold answer to the precision the gold answer gives. \
-Uncertain wording is fine as long as one answer is given and it is the gold one.
+Uncertain wording is fine as long as one answer is given and it is the gold one. When the gold \
+answer holds more than the question asks for, the prediction needs only what the question asks; \
+leaving out what the question itself makes clear (a state after a city, a unit the question names, \
+a surname) is fine.
 INCORRECT: the predicted answer contradicts the gold answer, names a different answer, offers \
 several candidates without settling on one (even when one of them is right), or gives only part \
-of an answer whose parts are all required.
+of what the question asks for (say, one of two names asked for).
 NOT_ATTEMPTED: the predicted answer gives no answer (it is empty, declines, says it does not know \
 or asks for more information) and contradicts nothing in the gold answer.
 
@@ -163,8 +166,9 @@ _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 def parse_label(text: str, labels: Sequence[str]) -> str | None:
     """The label a judge reply gives, or None when it gives none (or several, ambiguously).
 
-    In order: the last ``VERDICT: <LABEL>`` line (any case); a reply that is only a label; the one
-    label written in capitals in the reply. Thinking (``<think>...</think>``) is ignored.
+    In order: the last ``VERDICT: <LABEL>`` line (any case, ``**VERDICT**:`` too); a reply that is
+    only a label; the one label written in capitals in the reply, not after a "not". Thinking
+    (``<think>...</think>``, or an unclosed ``<think>`` a token limit cut off) is ignored.
 
     >>> parse_label("The years differ.\\nVERDICT: INCORRECT", ("CORRECT", "INCORRECT"))
     'INCORRECT'
@@ -176,6 +180,7 @@ def parse_label(text: str, labels: Sequence[str]) -> str | None:
     text = _THINK.sub("", text)
     if "</think>" in text.lower():  # an unclosed opening tag: keep what follows the close
         text = text[text.lower().rfind("</think>") + len("</think>"):]
+    text = re.sub(r"<think>.*\Z", "", text, flags=re.DOTALL | re.IGNORECASE)  # thinking cut off: no verdict
     spelled = {label: label.replace("_", r"[_ ]") for label in labels}
     alternatives = "|".join(spelled[label] for label in sorted(labels, key=len, reverse=True))
 
@@ -183,7 +188,7 @@ def parse_label(text: str, labels: Sequence[str]) -> str | None:
         return re.sub(r"[_ ]", "_", found.upper())
 
     lines = re.findall(
-        rf"VERDICT\s*[:=]\s*[*_`\"'\[(]*\s*({alternatives})(?![A-Za-z_])", text, flags=re.IGNORECASE
+        rf"VERDICT[\s*_`]*[:=]\s*[*_`\"'\[(]*\s*({alternatives})(?![A-Za-z_])", text, flags=re.IGNORECASE
     )
     if lines:
         return canonical(lines[-1])
@@ -191,7 +196,8 @@ def parse_label(text: str, labels: Sequence[str]) -> str | None:
     for label in labels:
         if re.fullmatch(spelled[label], bare, flags=re.IGNORECASE):
             return label
-    named = {canonical(m) for m in re.findall(rf"(?<![A-Za-z_])({alternatives})(?![A-Za-z_])", text)}
+    # "NOT CORRECT" names no passing label
+    named = {canonical(m) for m in re.findall(rf"(?<![A-Za-z_])(?<![Nn][Oo][Tt] )({alternatives})(?![A-Za-z_])", text)}
     return named.pop() if len(named) == 1 else None
 
 

@@ -38,8 +38,14 @@ DEFAULT_BLOCKED_DOMAINS: tuple[str, ...] = (
     "huggingface.co/spaces",
     "hf.co/datasets",
     "hf.co/spaces",
+    "huggingface.co/api/datasets",
+    "huggingface.co/api/spaces",
+    "datasets-server.huggingface.co",
+    "hf.space",
 )
-"""Dataset hosting the reference blocks (Hugging Face datasets and spaces, and the hf.co alias)."""
+"""Dataset hosting the reference blocks (Hugging Face datasets and spaces, and the hf.co alias),
+and the other doors to the same rows: the dataset API and its parquet export, the viewer's row
+server, and spaces served on their own ``*.hf.space`` domain."""
 
 _RANK = re.compile(r"^\d+\.\s")
 _URL_LINE = re.compile(r"^\s*URL:\s*(\S+)")

@@ -194,6 +194,28 @@ def test_frames_numeric_answers_in_csv_stay_whole_numbers(tmp_path):
     assert tasks[0].metadata["wiki_links"] == [] and tasks[0].metadata["reasoning_types"] == []
 
 
+def test_answers_that_read_like_missing_values_stay_answers(tmp_path):
+    rows = [{"Prompt": f"Q{n}?", "Answer": a} for n, a in enumerate(["None", "NA", "null", "N/A"])]
+    for suffix in (".csv", ".tsv"):
+        tasks = load_frames(path=write_frame(tmp_path / f"answers{suffix}", rows))
+        assert [t.answer for t in tasks] == ["None", "NA", "null", "N/A"], suffix
+
+
+def test_task_file_aliases_are_whole_strings_and_musique_aliases_count(tmp_path):
+    from matpo_gym.data.benchmarks import DatasetUnavailable
+    from matpo_gym.data.jsonl import load_tasks_jsonl
+
+    path = write_jsonl(tmp_path / "tasks.jsonl", [
+        {"question": "Capital?", "answer": "Paris", "aliases": "Paris, France"},
+        {"id": "2hop__1", "question": "City?", "answer": "NYC", "answer_aliases": ["New York City"]},
+    ])
+    first, second = load_tasks_jsonl(path)
+    assert first.aliases == ("Paris, France",) and second.aliases == ("New York City",)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"question": "Q?", "answer": ["a", "b"]}])
+    with pytest.raises(DatasetUnavailable, match="'answer' must be a string or a number"):
+        load_tasks_jsonl(bad)
+
+
 def test_frames_hub_snapshot_folder_reads_test_tsv_only(tmp_path):
     snapshot = tmp_path / "frames-benchmark"
     write_frame(snapshot / "test.tsv", FRAMES_ROWS)

@@ -218,6 +218,17 @@ def test_parse_label():
     assert parse_label("false", RUBRICS["frames"].labels) == "FALSE"
 
 
+def test_a_negated_label_a_bold_verdict_and_cut_off_thinking():
+    simpleqa, frames = RUBRICS["simpleqa"].labels, RUBRICS["frames"].labels
+    # "NOT CORRECT" passes nothing: no grade (scored 0 with an error), never CORRECT
+    assert parse_label("The year differs, so it is NOT CORRECT.", simpleqa) is None
+    assert parse_label("VERDICT: NOT CORRECT", simpleqa) is None
+    assert parse_label("The gold fact is NOT TRUE of the response.", frames) is None
+    assert parse_label("Nothing in it is INCORRECT.\n**VERDICT**: CORRECT", simpleqa) == "CORRECT"
+    assert parse_label("So it is not FALSE.\n**Verdict**: TRUE", frames) == "TRUE"
+    assert parse_label("<think>first guess VERDICT: CORRECT, but let me re-check", simpleqa) is None
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="Unknown judge kind 'exact'"):
         LLMJudge(Garbage(), kind="exact")

@@ -68,7 +68,7 @@ RULES = {  # the rubric sentences that decide each case, per rubric
                   "right)",
         "hedged_one_answer": "Uncertain wording is fine as long as one answer is given and it is "
                              "the gold one.",
-        "partial_list": "or gives only part of an answer whose parts are all required",
+        "partial_list": "or gives only part of what the question asks for (say, one of two names asked for)",
         "full_list_reordered": "word order and added context do not matter",
         "wrong_confident": "INCORRECT: the predicted answer contradicts the gold answer, names a "
                            "different answer",

@@ -72,6 +72,10 @@ def urls_of(text: str) -> list[str]:
         ("huggingface.co/spaces/a/b", "huggingface.co/spaces"),
         ("https://hf.co/datasets/x", "hf.co/datasets"),
         ("https://hf.co/spaces/x#top", "hf.co/spaces"),
+        ("https://datasets-server.huggingface.co/rows?dataset=x/y", "datasets-server.huggingface.co"),
+        ("https://huggingface.co/api/datasets/x/y/parquet/default/test", "huggingface.co/api/datasets"),
+        ("https://gaia-benchmark-leaderboard.hf.space/", "hf.space"),
+        ("https://huggingface.co/docs/datasets", None),
         ("https://huggingface.co/datasets-guide/x", None),
         ("https://huggingface.co/models/x", None),
         ("https://nothuggingface.co/datasets/x", None),
@@ -202,3 +206,11 @@ def test_build_tools_applies_the_guard_before_noise(hub):
 def test_module_examples():
     result = doctest.testmod(leakage)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("env", ["frames", "webwalkerqa", "gaia", "matpo-data", "musique"])
+def test_every_live_web_benchmark_env_guards_against_its_own_hosting_pages(env):
+    from matpo_gym.envs.spec import load_env_spec
+
+    tools = load_env_spec(env).tools
+    assert tools.backend == "web" and tools.leakage_guard
