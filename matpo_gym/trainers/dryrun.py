@@ -10,7 +10,8 @@ The memory figures are estimates, stated with their formulas. With ``sharding = 
 process keeps a full replica of the weights, gradients and AdamW states (data parallel), and the
 plan also says what ``--sharding fsdp`` would need; with ``fsdp`` each process keeps 1/N of them
 plus, while it generates, the full weights gathered in the compute dtype. Activations are those of
-the largest forward pass without recomputation (this trainer does not checkpoint activations).
+the largest forward pass, all of them kept, or with ``gradient_checkpointing`` one hidden state per
+layer plus one layer's recomputed activations. HF rollouts add their key/value cache.
 """
 
 from __future__ import annotations
@@ -109,8 +110,21 @@ class Plan:
             return 0, 0, 0, 0
         per_layer = ACTIVATION_BYTES_16BIT * size // 2
         per_logit = 8 if size == 4 else size + 8
-        layers = per_layer * tokens * shape.hidden_size * shape.num_layers
+        if self.config.gradient_checkpointing:  # a hidden state per layer, one layer recomputed at a time
+            layers = size * tokens * shape.hidden_size * shape.num_layers + per_layer * tokens * shape.hidden_size
+        else:
+            layers = per_layer * tokens * shape.hidden_size * shape.num_layers
         return layers, per_layer, per_logit * tokens * shape.vocab_size, per_logit
+
+    def rollout_cache_bytes(self, precision: PrecisionPlan) -> int:
+        """The HF engine's key/value cache for one process's share of ``rollout_batch`` sequences of
+        the longest model call, in the compute dtype (0 with vLLM, whose share is set apart)."""
+        shape = self.model.shape
+        if shape is None or self.config.rollout_engine != "hf":
+            return 0
+        sequences = math.ceil(self.config.rollout_batch / max(1, self.launch.processes))
+        per_token = 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim * precision.compute_bytes
+        return sequences * self.max_call_tokens * per_token
 
     # -- the report ----------------------------------------------------------------------------
 
@@ -196,10 +210,18 @@ class Plan:
                     lines.append(("", f"{dtype}: with --sharding fsdp over {n} processes: "
                                       f"{gib(total / n)} per {where}"))
             layers, per_layer, logits, per_logit = self.activation_bytes(precision)
-            lines.append(("", f"{dtype}: activations of {what} ({self.activation_tokens:,} "
-                              f"tokens), no recomputation: layers {gib(layers)} ({per_layer} B x "
-                              f"tokens x hidden x layers) + logits {gib(logits)} ({per_logit} B x "
-                              "tokens x vocab)"))
+            if cfg.gradient_checkpointing:
+                kept = (f"gradient checkpointing: layers {gib(layers)} ({precision.compute_bytes} B x tokens x "
+                        f"hidden x layers, + {per_layer} B x tokens x hidden for the layer recomputed)")
+            else:
+                kept = f"no recomputation: layers {gib(layers)} ({per_layer} B x tokens x hidden x layers)"
+            lines.append(("", f"{dtype}: activations of {what} ({self.activation_tokens:,} tokens), {kept} "
+                              f"+ logits {gib(logits)} ({per_logit} B x tokens x vocab)"))
+            cache = self.rollout_cache_bytes(precision)
+            if cache:
+                lines.append(("", f"{dtype}: HF rollouts' key/value cache: {gib(cache)} per process "
+                                  f"({math.ceil(cfg.rollout_batch / max(1, n))} sequences x "
+                                  f"{self.max_call_tokens:,} tokens)"))
         if cfg.rollout_engine == "vllm":
             share = f"{cfg.vllm_gpu_memory_utilization:.0%}"
             lines.append(("", f"vLLM rollouts take {share} of each GPU on top"))
@@ -349,9 +371,16 @@ def _warnings(plan: Plan) -> list[str]:
                          f"than an {REFERENCE_GPU_GIB} GiB GPU holds (sharding = none replicates them "
                          f"on every process{sharded})")
         if plan.activation_bytes(precision)[0] > limit:
-            notes.append(f"activations of {plan.activation_tokens:,} tokens without recomputation "
+            how = "with" if cfg.gradient_checkpointing else "without"
+            notes.append(f"activations of {plan.activation_tokens:,} tokens {how} recomputation "
                          f"exceed an {REFERENCE_GPU_GIB} GiB GPU; the reference uses gradient "
-                         "checkpointing and at most 40,960 tokens per GPU per micro-batch")
+                         "checkpointing (gradient_checkpointing = true) and at most 40,960 tokens per GPU "
+                         "per micro-batch")
+        cache = plan.rollout_cache_bytes(precision)
+        if cache > limit:
+            notes.append(f"HF rollouts of {cfg.rollout_batch} episodes at once keep a {gib(cache)} "
+                         f"key/value cache per process in {precision.compute}; use --rollout-engine vllm "
+                         "(paged, its own share of the GPU) or a smaller rollout_batch")
     if cfg.sharding == "fsdp" and n == 1:
         notes.append("sharding = fsdp over one process splits nothing: it holds every tensor whole")
     if cfg.algo != "sft" and cfg.micro_batch_tokens < plan.max_call_tokens:

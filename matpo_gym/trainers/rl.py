@@ -47,6 +47,7 @@ from matpo_gym.trainers.sharding import (
 from matpo_gym.trainers.state import (
     Checkpoints,
     MetricsLog,
+    enable_activation_checkpointing,
     load_model,
     plot_curves,
     seed_everything,
@@ -112,6 +113,8 @@ class RLTrainer:
         self.precision = resolve_precision(cfg.precision, self.device.type)
         self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device, self.precision,
                                                 sharded=self.sharded)
+        if cfg.gradient_checkpointing:
+            enable_activation_checkpointing(self.model)
         self.reference = self._starting_weights(resume) if cfg.kl_coef > 0 else None
         if self.sharded:
             self.model = shard_model(self.model, self.device, self.precision)

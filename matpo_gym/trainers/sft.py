@@ -52,6 +52,7 @@ from matpo_gym.trainers.sharding import (
 from matpo_gym.trainers.state import (
     Checkpoints,
     MetricsLog,
+    enable_activation_checkpointing,
     load_model,
     plot_curves,
     seed_everything,
@@ -189,6 +190,8 @@ class SFTTrainer:
         self.precision = resolve_precision(cfg.precision, self.device.type)
         self.model, self.tokenizer = load_model(str(resume or cfg.init_from or cfg.model), self.device, self.precision,
                                                 sharded=self.sharded)
+        if cfg.gradient_checkpointing:
+            enable_activation_checkpointing(self.model)
         if self.sharded:
             self.model = shard_model(self.model, self.device, self.precision)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

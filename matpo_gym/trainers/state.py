@@ -130,6 +130,16 @@ class MetricsLog:
         self.path.write_text("".join(json.dumps(r, default=float) + "\n" for r in rows), encoding="utf-8")
 
 
+def enable_activation_checkpointing(model: Any) -> None:
+    """Recompute each decoder layer in the backward pass (``gradient_checkpointing``), under the
+    name the installed transformers gives it (``activation_checkpointing_enable`` from v5)."""
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def plot_curves(rows: list[dict[str, Any]], path: Path, keys: tuple[str, ...]) -> Path | None:
     """A PNG with one panel per metric against the step; None when matplotlib is missing."""
     try:

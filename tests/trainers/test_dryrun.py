@@ -1,6 +1,7 @@
 """``matpo-bench train --dry-run``: every recipe validates and prints its plan; broken ones fail
 with one clear line; the numbers are checked against hand computation and real model classes."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -225,3 +226,18 @@ def test_pure_bf16_halves_the_state_and_says_so(capsys):
     params = 14_768_307_200
     assert f"memory     bfloat16: weights {params * 2 / 1024**3:,.1f} GiB" in out
     assert f"= {params * 8 / 1024**3:,.1f} GiB, sharded over 8 processes" in out
+
+
+def test_the_paper_recipes_fit_as_planned_and_hf_rollouts_say_what_their_cache_needs(capsys):
+    recipe = "trainers/paper-matpo-qwen3-14b.toml"
+    code, out, _ = dry_run(capsys, "--recipe", recipe)
+    assert code == 0 and "gradient checkpointing: layers" in out and "key/value cache" not in out
+    config = load_recipe(recipe)
+    assert config.dual_clip == 3.0 and config.gradient_checkpointing and config.rollout_engine == "vllm"
+    code, out, _ = dry_run(capsys, "--recipe", recipe, "--rollout-engine", "hf")
+    assert code == 0 and "HF rollouts' key/value cache: 400.0 GiB per process (64 sequences x 40,960 tokens)" in out
+    assert "use --rollout-engine vllm" in out
+    checkpointed = make_plan(config)
+    kept = make_plan(dataclasses.replace(config, gradient_checkpointing=False))
+    precision = checkpointed.precisions[0]
+    assert checkpointed.activation_bytes(precision)[0] < kept.activation_bytes(precision)[0] / 10

@@ -298,3 +298,22 @@ def test_sft_refuses_tool_noise_it_would_not_use(tmp_path):
 
     with pytest.raises(ValueError, match="algo grpo or matpo"):
         SFTTrainer(TrainConfig(algo="sft", out=tmp_path, noise=0.2))
+
+
+def test_gradient_checkpointing_trains_the_same_steps(tiny_model_dir, tmp_path):
+    # recomputing activations in the backward pass changes memory, not the arithmetic
+    from matpo_gym.trainers import main
+
+    def losses(out, checkpointing):
+        main(TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=out, steps=3, lr=1e-3,
+                         weight_decay=0.0, sft_demos=8, sft_batch_size=4, sft_mode="single", save_every=0,
+                         precision="fp32", gradient_checkpointing=checkpointing, quiet=True))
+        return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+    assert losses(tmp_path / "on", True) == pytest.approx(losses(tmp_path / "off", False), rel=1e-4)
+    from matpo_gym.trainers.sft import SFTTrainer
+
+    trainer = SFTTrainer(TrainConfig(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=tmp_path / "s",
+                                     sft_demos=4, sft_mode="single", gradient_checkpointing=True))
+    trainer.setup()
+    assert getattr(trainer.model, "is_activation_checkpointing", None) or trainer.model.is_gradient_checkpointing
