@@ -205,7 +205,7 @@ class EvenJudge:
 def test_each_sample_of_a_question_stores_the_verdict_on_its_own_answer(tmp_path):
     # the samples of a question are judged in one batch: each record keeps the verdict on its answer
     config = RunConfig(mode="single", limit=2, samples=4, out=tmp_path, name="j", quiet=True,
-                       judge="tests.bench.test_run:EvenJudge")
+                       judge=f"{Path(__file__)}:EvenJudge")  # loaded as a plugin file
     run(config, policy=CountingAgent())
     records = read_records(tmp_path / "j" / "single.jsonl")
     assert len(records) == 8 and {r["score"] for r in records} == {0.0, 1.0}
