@@ -70,12 +70,17 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     path = tmp_path / "k" / "single.jsonl"
+    def complete_records() -> list[dict]:
+        """The lines written whole: the writer may be mid-line when the file is read, or killed."""
+        text = path.read_text() if path.exists() else ""
+        return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
+
     deadline = time.time() + 60
-    while time.time() < deadline and (not path.exists() or len(read_records(path)) < 2):
+    while time.time() < deadline and len(complete_records()) < 2:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = read_records(path)
+    done_before = complete_records()
     assert 2 <= len(done_before) < 12
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
