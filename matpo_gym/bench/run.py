@@ -218,10 +218,7 @@ def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any
     old_spec = meta.get("env_spec")
     then, now = effective_settings(old, old_spec), effective_settings(new, env_spec or old_spec)
     differ = [k for k in RESUME_SETTINGS if k in old and then.get(k) != now.get(k)]
-    def located(spec: Any) -> Any:  # the spec without the folder its file sits in
-        return {k: v for k, v in spec.items() if k != "root"} if isinstance(spec, dict) else spec
-
-    same_spec = env_spec is not None and located(meta.get("env_spec")) == located(
+    same_spec = env_spec is not None and _unlocated(old_spec) == _unlocated(
         json.loads(json.dumps(env_spec, default=str)))
     if "env" in differ and same_spec:  # a moved folder, or its path spelled another way
         differ.remove("env")
@@ -229,6 +226,11 @@ def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any
         then = ", ".join(f"{k}={old[k]!r}" for k in differ)
         now_ = ", ".join(f"{k}={new.get(k)!r}" for k in differ)
         raise ValueError(f"{folder} holds results played with {then}, not {now_}; give another --name or --out")
+
+
+def _unlocated(spec: Any) -> Any:
+    """An env spec without the folder its file sits in (``root``)."""
+    return {k: v for k, v in spec.items() if k != "root"} if isinstance(spec, dict) else spec
 
 
 def take_verdict(scorer: JudgeScorer, task: Task, result: EpisodeResult) -> Verdict | None:

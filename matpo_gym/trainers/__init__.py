@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from matpo_gym.trainers.config import TrainConfig, load_recipe
+from matpo_gym.trainers.config import TrainConfig, check, load_recipe
 from matpo_gym.trainers.recipe import Recipe
 
 TRAINERS: dict[str, str] = {
@@ -26,9 +26,9 @@ def make_trainer(config: TrainConfig) -> Recipe:
 def main(config: TrainConfig) -> dict[str, float]:
     """Validate, set up, train (resuming from the latest checkpoint in ``config.out``), clean up;
     with ``config.dry_run``, only validate the config and print what the run needs."""
-    from matpo_gym.trainers.dryrun import check, dry_run
-
     if config.dry_run:
+        from matpo_gym.trainers.dryrun import dry_run
+
         dry_run(config)
         return {}
     check(config)  # the dry run's one-line error, before a model loads or an hour is spent learning nothing

@@ -163,6 +163,41 @@ class TrainConfig:
             raise ConfigError(f"noise: {exc}") from None
 
 
+def check(config: TrainConfig) -> None:
+    """Values a run would fail on, or learn nothing from: a one-line :class:`ConfigError`."""
+    positive = ("steps", "questions_per_step", "group_size", "max_new_tokens", "micro_batch_tokens",
+                "rollout_batch", "sft_demos", "sft_batch_size", "sft_worlds", "epochs_per_step")
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.lr <= 0:
+        raise ConfigError(f"lr must be positive, got {config.lr:g}")
+    if not 0 < config.clip_eps < 1:
+        raise ConfigError(f"clip_eps must be in (0, 1), got {config.clip_eps:g}")
+    if config.clip_eps_high is not None and config.clip_eps_high <= 0:
+        raise ConfigError(f"clip_eps_high must be positive, got {config.clip_eps_high:g}")
+    if config.dual_clip is not None and config.dual_clip <= 1:
+        raise ConfigError(f"dual_clip must be above 1, got {config.dual_clip:g}: at or below 1 it caps "
+                          "every negative-advantage token's loss at a constant, so none of them learns")
+    if config.kl_coef < 0:
+        raise ConfigError(f"kl_coef must be 0 (off) or more, got {config.kl_coef:g}")
+    config.noise_config()
+    if config.algo != "sft":
+        if config.group_size < 2:
+            raise ConfigError("group_size must be at least 2 for grpo/matpo: with one rollout per "
+                              "question every advantage is 0 and nothing is learned")
+        trained = ("planner", "worker") if config.algo == "matpo" else ("single",)
+        unknown = [r for r in config.frozen_roles if r not in trained]
+        if unknown:
+            raise ConfigError(f"frozen_roles: {config.algo} trains the roles {', '.join(trained)}; "
+                              f"{unknown[0]!r} is not one of them")
+        if set(trained) <= set(config.frozen_roles):
+            raise ConfigError(f"frozen_roles freezes every role {config.algo} trains; nothing would learn")
+        if config.temperature <= 0:
+            raise ConfigError("temperature must be positive for grpo/matpo: greedy rollouts of a "
+                              "question are identical, so every advantage is 0")
+
+
 def run_metadata(config: TrainConfig) -> dict[str, Any]:
     """Every setting of a run, JSON-ready, for checkpoints to record how they were trained."""
     data = to_dict(config)

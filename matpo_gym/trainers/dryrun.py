@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from matpo_gym.config import ConfigError
 from matpo_gym.envs.spec import EnvSpec
-from matpo_gym.trainers.config import TrainConfig, recipe_file
+from matpo_gym.trainers.config import TrainConfig, check, recipe_file
 from matpo_gym.trainers.launch import Launch, read_launch
 from matpo_gym.trainers.model_shape import ModelInfo, model_info
 from matpo_gym.trainers.precision import PrecisionPlan, resolve_precision
@@ -122,9 +121,13 @@ class Plan:
         shape = self.model.shape
         if shape is None or self.config.rollout_engine != "hf":
             return 0
-        sequences = math.ceil(self.config.rollout_batch / max(1, self.launch.processes))
         per_token = 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim * precision.compute_bytes
-        return sequences * self.max_call_tokens * per_token
+        return self.rollout_sequences * self.max_call_tokens * per_token
+
+    @property
+    def rollout_sequences(self) -> int:
+        """Sequences one process generates at once: its share of ``rollout_batch``."""
+        return math.ceil(self.config.rollout_batch / max(1, self.launch.processes))
 
     # -- the report ----------------------------------------------------------------------------
 
@@ -220,7 +223,7 @@ class Plan:
             cache = self.rollout_cache_bytes(precision)
             if cache:
                 lines.append(("", f"{dtype}: HF rollouts' key/value cache: {gib(cache)} per process "
-                                  f"({math.ceil(cfg.rollout_batch / max(1, n))} sequences x "
+                                  f"({self.rollout_sequences} sequences x "
                                   f"{self.max_call_tokens:,} tokens)"))
         if cfg.rollout_engine == "vllm":
             share = f"{cfg.vllm_gpu_memory_utilization:.0%}"
@@ -296,41 +299,6 @@ def training_precisions(config: TrainConfig, launch: Launch) -> tuple[tuple[Prec
         return (resolve_precision(config.precision, "cuda"),), False
     gpu, cpu = resolve_precision(config.precision, "cuda"), resolve_precision(config.precision, "cpu")
     return ((gpu, cpu) if gpu != cpu else (gpu,)), False
-
-
-def check(config: TrainConfig) -> None:
-    """Values a run would fail on, or learn nothing from: a one-line :class:`ConfigError`."""
-    positive = ("steps", "questions_per_step", "group_size", "max_new_tokens", "micro_batch_tokens",
-                "rollout_batch", "sft_demos", "sft_batch_size", "sft_worlds", "epochs_per_step")
-    for name in positive:
-        if getattr(config, name) < 1:
-            raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
-    if config.lr <= 0:
-        raise ConfigError(f"lr must be positive, got {config.lr:g}")
-    if not 0 < config.clip_eps < 1:
-        raise ConfigError(f"clip_eps must be in (0, 1), got {config.clip_eps:g}")
-    if config.clip_eps_high is not None and config.clip_eps_high <= 0:
-        raise ConfigError(f"clip_eps_high must be positive, got {config.clip_eps_high:g}")
-    if config.dual_clip is not None and config.dual_clip <= 1:
-        raise ConfigError(f"dual_clip must be above 1, got {config.dual_clip:g}: at or below 1 it caps "
-                          "every negative-advantage token's loss at a constant, so none of them learns")
-    if config.kl_coef < 0:
-        raise ConfigError(f"kl_coef must be 0 (off) or more, got {config.kl_coef:g}")
-    config.noise_config()
-    if config.algo != "sft":
-        if config.group_size < 2:
-            raise ConfigError("group_size must be at least 2 for grpo/matpo: with one rollout per "
-                              "question every advantage is 0 and nothing is learned")
-        trained = ("planner", "worker") if config.algo == "matpo" else ("single",)
-        unknown = [r for r in config.frozen_roles if r not in trained]
-        if unknown:
-            raise ConfigError(f"frozen_roles: {config.algo} trains the roles {', '.join(trained)}; "
-                              f"{unknown[0]!r} is not one of them")
-        if set(trained) <= set(config.frozen_roles):
-            raise ConfigError(f"frozen_roles freezes every role {config.algo} trains; nothing would learn")
-        if config.temperature <= 0:
-            raise ConfigError("temperature must be positive for grpo/matpo: greedy rollouts of a "
-                              "question are identical, so every advantage is 0")
 
 
 def make_plan(config: TrainConfig) -> Plan:

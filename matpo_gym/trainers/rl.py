@@ -172,12 +172,15 @@ class RLTrainer:
 
     # -- one step ------------------------------------------------------------------------------
 
+    def _seed(self, *purpose: object) -> int:
+        """This process's sampling seed for ``purpose``: a hash, not base + offset, since a policy
+        samples its k-th call with seed + k and consecutive bases would share their draws."""
+        return stable_seed(*purpose, self.config.seed, self.parallel.rank) % 2**62
+
     def _sampling_seed(self, step: int) -> int:
         """The seed of step ``step``'s rollouts on this process: a function of the step, not of how
         many calls came before, so a resumed run draws the samples of an uninterrupted one."""
-        # a hash, not base + step: the policy samples its k-th call with seed + k, so consecutive
-        # bases would make step s + 1 replay the draws of step s's second call
-        return stable_seed("rollout", self.config.seed, self.parallel.rank, step) % 2**62
+        return self._seed("rollout", step)
 
     def _questions(self, step: int):
         rng = random.Random(f"{self.config.seed}/{step}")
@@ -202,12 +205,12 @@ class RLTrainer:
         cfg = self.config
         groups = [r.episode_id.split("/step")[0] for r in results]
         credited = assign_credit(results, groups, include_workers=cfg.algo == "matpo", scale=cfg.advantage_scale)
-        selection: dict[str, Any] = dict(worker_advantage=cfg.worker_advantage, frozen_roles=cfg.frozen_roles,
-                                         merge=cfg.merge_turns and cfg.aggregation == "token-mean")
-        samples = samples_from_credit(credited, skip_zero_advantage=cfg.kl_coef == 0, **selection)
-        # the mean runs over every generated token, zero-advantage turns included: leaving them out
-        # saves their forward pass but must not shrink the denominator (and so scale up the rest)
-        counted = samples_from_credit(credited, skip_zero_advantage=False, **selection) if cfg.kl_coef == 0 else samples
+        counted = samples_from_credit(credited, skip_zero_advantage=False, worker_advantage=cfg.worker_advantage,
+                                      merge=cfg.merge_turns and cfg.aggregation == "token-mean",
+                                      frozen_roles=cfg.frozen_roles)
+        # without a KL term a zero-advantage sample adds no gradient, so its forward pass is skipped;
+        # the mean still runs over every generated token (``counted``), or the rest would scale up
+        samples = [s for s in counted if s.advantage != 0.0] if cfg.kl_coef == 0 else counted
         # logged as what was minimised: the loss as weighted into the gradient, the rest per trained token
         stats = dict.fromkeys(("loss", "clip_fraction", "approx_kl", "ref_kl"), 0.0)
         grad_norm = 0.0
@@ -297,12 +300,17 @@ class RLTrainer:
             figures |= self._held_out(self.policy, self.config.eval_samples, "eval_sampled")
         return figures
 
+    def _logged_evaluation(self) -> dict[str, float]:
+        """:meth:`evaluate`'s figures and the seconds it took (the report counts them as RL's time)."""
+        started = time.perf_counter()
+        return {**self.evaluate(), "eval_seconds": time.perf_counter() - started}
+
     def _held_out(self, policy: Any, samples: int, prefix: str) -> dict[str, float]:
         requests = [EpisodeRequest(task, f"{task.id}/{prefix}/s{k}")
                     for task in self.parallel.shard(self.eval_tasks) for k in range(samples)]
         # the same draws at every evaluation of a run (they pair up question by question), and
         # never a training step's
-        policy.reseed(stable_seed(prefix, self.config.seed, self.parallel.rank) % 2**62)
+        policy.reseed(self._seed(prefix))
         self.model.eval()
         with full_parameters(self.model):
             results = list(rollout(self._make_env(self.eval_spec, "test"), policy, requests,
@@ -325,9 +333,7 @@ class RLTrainer:
         cfg = self.config
         row: dict[str, Any] = {}
         if self.start_step == 0 and cfg.eval_every:
-            started = time.perf_counter()
-            baseline = {"step": 0, **self.evaluate()}  # held-out figures before any update
-            baseline["eval_seconds"] = time.perf_counter() - started
+            baseline = {"step": 0, **self._logged_evaluation()}  # held-out figures before any update
             if self.parallel.is_main:
                 self.metrics.write(baseline)
         bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
@@ -345,9 +351,7 @@ class RLTrainer:
             row["tokens_per_second"] = generated / max(rollout_seconds, 1e-9)
             last = step + 1 == cfg.steps
             if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last:
-                evaluation_started = time.perf_counter()
-                row.update(self.evaluate())
-                row["eval_seconds"] = time.perf_counter() - evaluation_started
+                row.update(self._logged_evaluation())
             if self.parallel.is_main:
                 self.metrics.write(row)
             bar.set_postfix(reward=f"{row['reward']:.3f}", eval=f"{row.get('eval_accuracy', float('nan')):.3f}")

@@ -9,8 +9,7 @@ from matpo_gym.cli import parse  # noqa: E402
 from matpo_gym.config import ConfigError  # noqa: E402
 from matpo_gym.trainers.advantages import assign_credit  # noqa: E402
 from matpo_gym.trainers.batch import samples_from_credit  # noqa: E402
-from matpo_gym.trainers.config import TrainConfig  # noqa: E402
-from matpo_gym.trainers.dryrun import check  # noqa: E402
+from matpo_gym.trainers.config import TrainConfig, check  # noqa: E402
 
 from .test_update import updating_trainer  # noqa: E402
 from .test_worker_advantage import matpo_episode  # noqa: E402

@@ -82,6 +82,7 @@ def test_training_run_checkpoints_and_resumes(tiny_model_dir, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [1, 2]
     assert rows[-1]["eval_accuracy"] is not None and (tmp_path / "checkpoints" / "step-2").is_dir()
+    assert all(row["eval_seconds"] > 0 for row in rows)  # each step was the last of its run: evaluated, timed
     for key in ("reward", "clip_fraction", "approx_kl", "tokens_per_second", "generated_tokens"):
         assert key in rows[0]
 
