@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import random
 import re
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 
 from matpo_gym.bench.protocol import PlannedEpisode
 from matpo_gym.bench.results import ResultsFile, write_json_atomic
+from matpo_gym.bench.resume import check_resume, policy_settings, policy_slug
 from matpo_gym.bench.summary import ModeSummary, format_categories, format_table, summarize
 from matpo_gym.config import to_dict
 from matpo_gym.core.trajectory import EpisodeResult
@@ -120,18 +120,6 @@ class RunConfig:
         return self.name or (f"{base}-{overrides_slug(self.set)}" if self.set else base)
 
 
-def policy_slug(policy: str) -> str:
-    """The policy's part of a folder name: a catalogue name or file stem, and the class of a
-    ``module:Class`` or ``file.py:Class`` target (two classes of one module are two names).
-
-    >>> policy_slug("scripted"), policy_slug("policies/tiny.toml"), policy_slug("pkg.agents:Fast")
-    ('scripted', 'tiny', 'pkg.agents.Fast')
-    """
-    target, _, cls = policy.partition(":")
-    stem = Path(target).stem if target.endswith((".py", ".toml")) else target
-    return f"{stem}.{cls}" if cls else stem
-
-
 def kinds_slug(noise_kinds: str) -> str:
     """``""`` for every noise kind, else ``-kind+kind`` (a folder name's suffix)."""
     kinds = [k.strip() for k in noise_kinds.split(",") if k.strip()]
@@ -168,69 +156,6 @@ def switch_record(spec: EnvSpec, overrides: Sequence[str]) -> dict[str, Any]:
         return record
     record["values"] = switch_values(spec)
     return record
-
-
-RESUME_SETTINGS = ("env", "policy", "noise", "noise_kinds", "split", "seed", "judge", "judge_kind")
-"""Settings that decide what a record is: a folder's results resume only under the same ones
-(``limit`` and ``samples`` may grow: they add records, and the summary follows the plan)."""
-
-
-def effective_settings(config: dict[str, Any], env_spec: Any) -> dict[str, Any]:
-    """``config`` as what it plays: noise kinds only with noise, the env's own split for none, the
-    judge's rubric only with a judge, a catalogue policy by name or file alike."""
-    out = dict(config)
-    kinds = sorted(k.strip() for k in str(out.get("noise_kinds") or "all").split(",") if k.strip())
-    out["noise_kinds"] = kinds if out.get("noise") else None
-    if out.get("split") is None and isinstance(env_spec, dict):
-        out["split"] = (env_spec.get("source") or {}).get("split")
-    if out.get("judge") is None:
-        out["judge_kind"] = None
-    out["policy"] = policy_slug(str(out.get("policy")))
-    return out
-
-
-def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any] | None = None,
-                 env_spec: dict[str, Any] | None = None) -> None:
-    """Refuse to add episodes to a run folder whose results were played with other overrides or
-    other :data:`RESUME_SETTINGS` (``settings``: this run's config as a dict). The env counts as
-    the same when its resolved spec is (``env_spec``), however its file's path is spelled."""
-    meta_path = folder / "run.json"
-    results = [folder / f"{mode}.jsonl" for mode in MODES]
-    if not meta_path.is_file() or not any(p.is_file() and p.stat().st_size for p in results):
-        return
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return
-    switches = meta.get("switches") if isinstance(meta, dict) else None
-    before = list(switches.get("overrides") or []) if isinstance(switches, dict) else []
-    now = [o.strip() for o in overrides]
-    if before != now:
-        raise ValueError(
-            f"{folder} holds results played with overrides {before or 'none'}, "
-            f"not {now or 'none'}; give another --name (or leave it out: the default name "
-            "follows the overrides)"
-        )
-    old = meta.get("config") if isinstance(meta, dict) else None
-    if settings is None or not isinstance(old, dict):
-        return
-    new = json.loads(json.dumps(settings, default=str))
-    old_spec = meta.get("env_spec")
-    then, now = effective_settings(old, old_spec), effective_settings(new, env_spec or old_spec)
-    differ = [k for k in RESUME_SETTINGS if k in old and then.get(k) != now.get(k)]
-    same_spec = env_spec is not None and _unlocated(old_spec) == _unlocated(
-        json.loads(json.dumps(env_spec, default=str)))
-    if "env" in differ and same_spec:  # a moved folder, or its path spelled another way
-        differ.remove("env")
-    if differ:
-        then = ", ".join(f"{k}={old[k]!r}" for k in differ)
-        now_ = ", ".join(f"{k}={new.get(k)!r}" for k in differ)
-        raise ValueError(f"{folder} holds results played with {then}, not {now_}; give another --name or --out")
-
-
-def _unlocated(spec: Any) -> Any:
-    """An env spec without the folder its file sits in (``root``)."""
-    return {k: v for k, v in spec.items() if k != "root"} if isinstance(spec, dict) else spec
 
 
 def take_verdict(scorer: JudgeScorer, task: Task, result: EpisodeResult) -> Verdict | None:
@@ -300,7 +225,8 @@ def run(
     noise = config.noise_config()
     policy = policy or load_policy(config.policy)
     folder = config.out / config.run_name()
-    check_resume(folder, config.set, to_dict(config), to_dict(spec))
+    catalogue_entry = policy_settings(config.policy)
+    check_resume(folder, config.set, to_dict(config), to_dict(spec), catalogue_entry)
     folder.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
         "config": to_dict(config),
@@ -308,6 +234,7 @@ def run(
         "switches": switch_record(spec, config.set),
         "env_spec": to_dict(spec),
         "policy": policy.name,
+        "policy_settings": catalogue_entry,
         "versions": versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "argv": sys.argv,

@@ -251,3 +251,32 @@ def test_runs_that_play_the_same_episodes_resume_one_folder(tmp_path):
     run(RunConfig(noise_kinds="error", **common))
     run(RunConfig(noise_kinds="all", split="test", policy="policies/scripted.toml", **common))
     assert len(read_records(tmp_path / "r" / "single.jsonl")) == 2
+
+
+def test_an_edited_env_or_policy_file_does_not_resume_the_old_records(tmp_path):
+    (tmp_path / "mine.toml").write_text('extends = "world-tiny"\n')
+    (tmp_path / "agent.toml").write_text('type = "random"\n[args]\nanswer_rate = 0.3\n')
+    common = dict(env=str(tmp_path / "mine.toml"), policy=str(tmp_path / "agent.toml"), mode="single", limit=2,
+                  out=tmp_path / "runs", name="r", quiet=True)
+    run(RunConfig(**common))
+    (tmp_path / "mine.toml").write_text('extends = "world-tiny"\n[limits]\nsingle_turns = 1\n')
+    with pytest.raises(ValueError, match=r"env limits\.single_turns changed since"):
+        run(RunConfig(**common))
+    (tmp_path / "mine.toml").write_text('extends = "world-tiny"\n')
+    (tmp_path / "agent.toml").write_text('type = "random"\n[args]\nanswer_rate = 1.0\n')
+    with pytest.raises(ValueError, match=r"policy args\.answer_rate changed since"):
+        run(RunConfig(**common))
+    (tmp_path / "agent.toml").write_text('type = "random"\n[args]\nanswer_rate = 0.3\n')
+    run(RunConfig(**common))  # the files as they were: the folder resumes
+    assert len(read_records(tmp_path / "runs" / "r" / "single.jsonl")) == 2
+
+
+def test_a_record_older_than_an_env_field_still_resumes(tmp_path):
+    run(RunConfig(mode="single", limit=1, out=tmp_path, name="r", quiet=True))
+    meta_path = tmp_path / "r" / "run.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["env_spec"]["limits"]["total_tokens"]  # a field this run.json's version did not have
+    del meta["policy_settings"]
+    meta_path.write_text(json.dumps(meta))
+    run(RunConfig(mode="single", limit=2, out=tmp_path, name="r", quiet=True))
+    assert len(read_records(tmp_path / "r" / "single.jsonl")) == 2
