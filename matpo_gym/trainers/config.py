@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -203,6 +204,81 @@ def run_metadata(config: TrainConfig) -> dict[str, Any]:
     data = to_dict(config)
     data["out"] = str(config.out)
     return data
+
+
+RUN_RECORD = "train.json"
+"""A training folder's record of the settings its checkpoints were trained with."""
+
+HOW_NOT_WHAT = ("recipe", "out", "steps", "save_every", "device", "precision", "sharding", "gradient_checkpointing",
+                "micro_batch_tokens", "rollout_batch", "rollout_engine", "vllm_gpu_memory_utilization", "quiet",
+                "dry_run")
+"""Settings a run may resume under other values of: where and how it computes, and how long it runs."""
+
+PLACES = ("model", "init_from", "env", "eval_env")
+"""Settings that name a file or folder: the same place when their last parts agree (a moved run
+folder, a catalogue name or its file), since the rest of a path says where, not what."""
+
+
+def _place(value: Any) -> tuple[str, ...]:
+    text = str(value)
+    return Path(text[: -len(".toml")] if text.endswith(".toml") else text).parts
+
+
+def _same_place(a: Any, b: Any) -> bool:
+    """
+    >>> _same_place("world-tiny", "envs/world-tiny.toml")
+    True
+    >>> _same_place("runs/r/sft/checkpoints/step-9", "/moved/r/sft/checkpoints/step-9")
+    True
+    >>> _same_place("Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-3B")
+    False
+    """
+    if a is None or b is None:
+        return a is b
+    if str(a) == str(b) or Path(str(a)).resolve() == Path(str(b)).resolve():
+        return True
+    x, y = _place(a), _place(b)
+    depth = min(len(x), len(y), 3)
+    return x[-depth:] == y[-depth:]
+
+
+def resume_changes(saved: dict[str, Any], config: TrainConfig) -> list[str]:
+    """Settings of ``config`` that differ from those a folder's checkpoints were trained with
+    (``saved``, its :data:`RUN_RECORD`), as ``name: old -> new``; settings newer than the record
+    are skipped."""
+    now = run_metadata(config)
+    changes = []
+    for name, value in now.items():
+        if name in HOW_NOT_WHAT or name not in saved:
+            continue
+        old = saved[name]
+        same = _same_place(old, value) if name in PLACES else json.dumps(old) == json.dumps(value, default=str)
+        if not same:
+            changes.append(f"{name}: {old!r} -> {value!r}")
+    return changes
+
+
+def claim_out_folder(config: TrainConfig, *, write: bool = True) -> None:
+    """Refuse to resume a folder whose checkpoints were trained with other settings (a copied recipe
+    that kept ``out``, another algo or env), then record this run's settings in it. A folder with no
+    checkpoint yet starts afresh whatever it holds. ``write=False`` only refuses (the dry run)."""
+    record = Path(config.out) / RUN_RECORD
+    resumes = (Path(config.out) / "checkpoints" / "latest").is_file()
+    if resumes and record.is_file():
+        try:
+            saved = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{record} is unreadable ({exc}); delete it to resume this folder as it is") from None
+        changes = resume_changes(saved if isinstance(saved, dict) else {}, config)
+        if changes:
+            shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+            raise ConfigError(f"{config.out} holds checkpoints trained with other settings ({shown}); "
+                              "give another --out, or delete the folder to start again")
+    if write:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{RUN_RECORD}.tmp")
+        tmp.write_text(json.dumps(run_metadata(config), indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.replace(record)
 
 
 def recipe_file(recipe: str | Path) -> Path:

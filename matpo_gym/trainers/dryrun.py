@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from matpo_gym.envs.spec import EnvSpec
-from matpo_gym.trainers.config import TrainConfig, check, recipe_file
+from matpo_gym.trainers.config import TrainConfig, check, claim_out_folder, recipe_file
 from matpo_gym.trainers.launch import Launch, read_launch
 from matpo_gym.trainers.model_shape import ModelInfo, model_info
 from matpo_gym.trainers.precision import PrecisionPlan, resolve_precision
@@ -304,6 +304,7 @@ def training_precisions(config: TrainConfig, launch: Launch) -> tuple[tuple[Prec
 def make_plan(config: TrainConfig) -> Plan:
     """Validate ``config`` and work out its plan; raises a one-line error when it cannot run."""
     check(config)
+    claim_out_folder(config, write=False)
     notes: list[str] = []
     path = recipe_file(config.recipe) if config.recipe is not None else None
     launch = read_launch(path)

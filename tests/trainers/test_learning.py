@@ -318,3 +318,30 @@ def test_gradient_checkpointing_trains_the_same_steps(tiny_model_dir, tmp_path):
                                      sft_demos=4, sft_mode="single", gradient_checkpointing=True))
     trainer.setup()
     assert getattr(trainer.model, "is_activation_checkpointing", None) or trainer.model.is_gradient_checkpointing
+
+
+def test_a_folder_resumes_only_the_run_its_checkpoints_come_from(tiny_model_dir, tmp_path):
+    from matpo_gym.config import ConfigError
+    from matpo_gym.trainers import main
+    from matpo_gym.trainers.dryrun import make_plan
+
+    def config(steps=1, **changes):
+        settings = dict(algo="sft", model=str(tiny_model_dir), env="world-tiny", out=tmp_path / "run", steps=steps,
+                        lr=1e-3, sft_demos=4, sft_batch_size=2, sft_mode="single", save_every=1, quiet=True)
+        return TrainConfig(**{**settings, **changes})
+
+    main(config())
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["lr"] == 1e-3
+    # a copied recipe that kept out, another env: refused before anything loads, by the dry run too
+    for changed, named in ((dict(lr=3e-4), "lr: 0.001 -> 0.0003"), (dict(env="world-gaia"), "env: 'world-tiny'")):
+        with pytest.raises(ConfigError, match="holds checkpoints trained with other settings.*" + named):
+            main(config(steps=2, **changed))
+        with pytest.raises(ConfigError, match="other settings"):
+            make_plan(config(steps=2, **changed))
+    # more steps, another device or precision, the model's folder moved: the same run, resumed
+    moved = tmp_path / "moved" / tiny_model_dir.name
+    moved.parent.mkdir()
+    moved.symlink_to(tiny_model_dir, target_is_directory=True)
+    main(config(steps=2, precision="fp32", device="cpu", model=str(moved)))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]
