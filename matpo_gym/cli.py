@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import tyro
@@ -14,7 +15,7 @@ from matpo_gym.bench.verify import LeaderboardVerifyConfig, leaderboard_verify
 from matpo_gym.catalogue import CatalogueError
 from matpo_gym.config import ConfigError
 from matpo_gym.data.benchmarks import DatasetUnavailable
-from matpo_gym.policies.openai import PolicyRequestError
+from matpo_gym.policies.base import PolicyFailure, PolicyUnavailable
 from matpo_gym.policies.registry import PolicyError
 from matpo_gym.policies.serve import ServeConfig, serve
 from matpo_gym.trainers.config import TrainConfig, load_recipe
@@ -30,7 +31,8 @@ COMMANDS = {
 }
 
 USER_ERRORS = (
-    CatalogueError, ConfigError, DatasetUnavailable, PolicyError, PolicyRequestError, ValueError, KeyError,
+    CatalogueError, ConfigError, DatasetUnavailable, PolicyError, PolicyFailure, PolicyUnavailable, ValueError,
+    KeyError, FileNotFoundError,
 )
 
 
@@ -86,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
 
             train(command)
     except USER_ERRORS as exc:
+        if os.environ.get("MATPO_TRACEBACK") == "1":
+            raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"matpo-bench: error: {message}", file=sys.stderr)
+        hint = " (MATPO_TRACEBACK=1 shows the whole traceback)" if isinstance(exc, PolicyFailure) else ""
+        print(f"matpo-bench: error: {message}{hint}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         extra = OPTIONAL_MODULES.get((exc.name or "").partition(".")[0])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from matpo_gym.core.trajectory import EpisodeResult
 from matpo_gym.data.tasks import Task
 from matpo_gym.envs.gym_env import MatpoEnv
-from matpo_gym.policies.base import Completion, Policy
+from matpo_gym.policies.base import Completion, Policy, generate_checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +76,7 @@ def rollout(
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         while active:
             prompts = [env.prompt() for env in active]
-            completions = policy.generate(prompts)
-            if len(completions) != len(prompts):
-                raise RuntimeError(
-                    f"Policy {policy.name!r} returned {len(completions)} completions for {len(prompts)} prompts."
-                )
+            completions = generate_checked(policy, prompts)
             results = list(pool.map(_advance, active, completions))
             still_active = []
             for env, result in zip(active, results):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -41,3 +43,50 @@ class Policy(Protocol):
     name: str
 
     def generate(self, prompts: Sequence[Prompt]) -> list[Completion]: ...
+
+
+class PolicyUnavailable(RuntimeError):
+    """A policy that cannot answer for a reason outside its code (a server down, a refused
+    request): its message is the whole story, shown as it is."""
+
+
+class PolicyFailure(RuntimeError):
+    """A policy's ``generate`` raised, or answered outside the protocol: says which policy, what
+    and where, so a plugin's author finds the line."""
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    path = frame.filename
+    try:
+        relative = os.path.relpath(path)
+        path = path if relative.startswith("..") else relative
+    except ValueError:  # another drive
+        pass
+    return f" (at {path}:{frame.lineno}, in {frame.name})"
+
+
+def generate_checked(policy: Policy, prompts: Sequence[Prompt]) -> list[Completion]:
+    """``policy.generate(prompts)``, held to the protocol: one :class:`Completion` (or text) per
+    prompt, in order. Anything else, or an exception from inside the policy, becomes a
+    :class:`PolicyFailure` naming the policy and the line; :class:`PolicyUnavailable` and a missing
+    optional module pass through with their own messages."""
+    name = getattr(policy, "name", type(policy).__name__)
+    try:
+        completions = policy.generate(prompts)
+    except (PolicyUnavailable, ModuleNotFoundError):
+        raise
+    except Exception as exc:
+        raise PolicyFailure(f"policy {name!r} failed in generate: {type(exc).__name__}: {exc}{_where(exc)}") from exc
+    if not isinstance(completions, (list, tuple)) or len(completions) != len(prompts):
+        got = f"{len(completions)} completions" if isinstance(completions, (list, tuple)) else repr(completions)[:80]
+        raise PolicyFailure(f"policy {name!r} returned {got} for {len(prompts)} prompts; generate must return "
+                            "a list with one Completion per prompt, in order")
+    for index, completion in enumerate(completions):
+        if not isinstance(completion, (Completion, str)):
+            raise PolicyFailure(f"policy {name!r} returned {type(completion).__name__} for prompt {index}; "
+                                "generate must return Completion objects (matpo_gym.policies.base.Completion)")
+    return [c if isinstance(c, Completion) else Completion(c) for c in completions]

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from matpo_gym.core.messages import Message, Prompt
-from matpo_gym.policies.base import Completion, stop_sequences
+from matpo_gym.policies.base import Completion, PolicyUnavailable, stop_sequences
 
 if TYPE_CHECKING:
     import httpx
@@ -59,7 +59,7 @@ MAX_WAIT_S = 60.0
 _CLOSING_TAG = re.compile(r"\A</([A-Za-z_][\w-]*)>\Z")
 
 
-class PolicyRequestError(RuntimeError):
+class PolicyRequestError(PolicyUnavailable):
     """A chat-completions request that failed for good (after any retries)."""
 
     def __init__(self, url: str, status: int | None, detail: str, attempts: int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from matpo_gym.trainers.config import TrainConfig, check, claim_out_folder, load_recipe
+from matpo_gym.trainers.config import TrainConfig, check, check_start, claim_out_folder, load_recipe
 from matpo_gym.trainers.recipe import Recipe
 
 TRAINERS: dict[str, str] = {
@@ -32,6 +32,7 @@ def main(config: TrainConfig) -> dict[str, float]:
         dry_run(config)
         return {}
     check(config)  # the dry run's one-line error, before a model loads or an hour is spent learning nothing
+    check_start(config)  # not in the dry run, which plans a pipeline before its first stage has run
     claim_out_folder(config)
     trainer = make_trainer(config)
     trainer.setup()

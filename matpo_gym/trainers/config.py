@@ -199,6 +199,46 @@ def check(config: TrainConfig) -> None:
                               "question are identical, so every advantage is 0")
 
 
+def _names_a_folder(name: str) -> bool:
+    """Whether ``name`` can only be a local folder: a relative or absolute path, a checkpoint, or any
+    name while the hub is offline (``org/model`` may be a hub name otherwise)."""
+    import os
+
+    path = Path(name)
+    return (os.environ.get("HF_HUB_OFFLINE") == "1" or name.startswith((".", "/", "~")) or len(path.parts) > 2
+            or "checkpoints" in path.parts)
+
+
+def recipe_writing(folder: str) -> Path | None:
+    """The catalogue recipe whose ``out`` holds ``folder`` (a checkpoint another recipe writes)."""
+    from matpo_gym.catalogue import search_dirs
+
+    target = Path(folder)
+    for directory in search_dirs("trainers"):
+        for path in sorted(directory.glob("*.toml")):
+            try:
+                out = load_toml(path).get("train", {}).get("out")
+            except (ConfigError, OSError):
+                continue
+            if out and (target == Path(out) or Path(out) in target.parents):
+                return path
+    return None
+
+
+def check_start(config: TrainConfig) -> None:
+    """The weights a run starts from exist: a missing ``init_from`` is usually another recipe's
+    checkpoint not trained yet, which the error names."""
+    start = config.init_from
+    if start is None or Path(start).is_dir() or not _names_a_folder(start):
+        return
+    writer = recipe_writing(start)
+    if writer is not None:
+        shown = f"trainers/{writer.name}" if writer.parent.name == "trainers" else str(writer)
+        raise ConfigError(f"init_from {start} does not exist: {shown} writes it; train that first "
+                          f"(matpo-bench train --recipe {shown})")
+    raise ConfigError(f"init_from {start} does not exist; give the folder of a checkpoint or model")
+
+
 def run_metadata(config: TrainConfig) -> dict[str, Any]:
     """Every setting of a run, JSON-ready, for checkpoints to record how they were trained."""
     data = to_dict(config)

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,56 @@ def test_every_catalogue_policy_file_names_its_class_and_valid_arguments(path):
     target = spec.target if spec.type == "plugin" else _builtin_types()[spec.type]
     parameters = inspect.signature(load_class(target, base=path.parent)).parameters
     assert set(spec.args) <= set(parameters), set(spec.args) - set(parameters)
+
+
+BROKEN_PLUGINS = """\
+from matpo_gym.policies.base import Completion
+
+
+class Lookup:
+    name = "lookup"
+
+    def generate(self, prompts):
+        table = {}
+        return [table[p.role] for p in prompts]
+
+
+class TooFew:
+    name = "too-few"
+
+    def generate(self, prompts):
+        return [Completion("<answer>x</answer>")][: len(prompts) - 1]
+
+
+class Nones:
+    name = "nones"
+
+    def generate(self, prompts):
+        return [None for _ in prompts]
+
+
+class Texts:
+    name = "texts"
+
+    def generate(self, prompts):
+        return ["<answer>x</answer>" for _ in prompts]
+"""
+
+
+def test_a_plugin_that_breaks_in_generate_is_named_with_its_line(tmp_path, capsys):
+    from matpo_gym.cli import main
+
+    plugin = tmp_path / "plugins.py"
+    plugin.write_text(BROKEN_PLUGINS)
+    common = ["run", "--env", "world-tiny", "--limit", "1", "--quiet", "--out", str(tmp_path / "runs")]
+    expected = {
+        "Lookup": r"policy 'lookup' failed in generate: KeyError: .* \(at /.*plugins\.py:9, in ",
+        "TooFew": r"policy 'too-few' returned 0 completions for 1 prompts; generate must return",
+        "Nones": r"policy 'nones' returned NoneType for prompt 0; generate must return Completion",
+    }
+    for cls, message in expected.items():
+        assert main([*common, "--mode", "matpo,single", "--policy", f"{plugin}:{cls}"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert re.search(message, err), err
+    assert main([*common, "--mode", "single", "--policy", f"{plugin}:Texts"]) == 0  # plain text is a completion

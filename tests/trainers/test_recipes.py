@@ -49,3 +49,16 @@ def test_bad_recipe_names_the_key(tmp_path):
     bad.write_text("steps = 3\n")
     with pytest.raises(ConfigError, match="under \\[train\\]"):
         load_recipe(bad)
+
+
+def test_a_run_from_a_checkpoint_not_trained_yet_names_the_recipe_that_writes_it(tmp_path, monkeypatch, capsys):
+    from matpo_gym.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no runs/tiny-sft here
+    assert main(["train", "--recipe", "tiny-grpo", "--steps", "2"]) == 2
+    assert ("init_from runs/tiny-sft/checkpoints/step-2400 does not exist: trainers/tiny-sft.toml writes it; "
+            "train that first (matpo-bench train --recipe trainers/tiny-sft.toml)") in capsys.readouterr().err
+    assert main(["train", "--recipe", "tiny-grpo", "--init-from", "nowhere/at/all"]) == 2
+    assert "init_from nowhere/at/all does not exist; give the folder" in capsys.readouterr().err
+    assert main(["train", "--recipe", "tiny-grpo", "--dry-run"]) == 0  # a plan of the pipeline is fine
+    assert not (tmp_path / "runs").exists()
