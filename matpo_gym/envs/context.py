@@ -2,7 +2,8 @@
 
 The system prompt and the first user message (the question or subtask) are always kept, as are
 the latest messages that fit; a short note stands where messages were dropped. When even the
-latest message alone is too long, its content is cut. Every cut is reported, never silent.
+latest message alone is too long, its content is cut, and so is a question too long to leave it a
+quarter of the budget. Every cut is reported, never silent.
 """
 
 from __future__ import annotations
@@ -76,13 +77,18 @@ def conversation_tokens(messages: Sequence[Message], count: TokenCounter = appro
 def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = approx_tokens) -> Fitted:
     """Keep head (system + first user message) and the longest tail that fits in ``limit`` tokens.
 
-    A first user message too long to leave the latest message a quarter of the budget is cut
-    itself: the latest message (a summary request, a tool result) is what the model must act on.
+    The question and the latest message (a summary request, a tool result: what the model must act
+    on) are each sure of a quarter of the budget, or all they need when that is less. A first user
+    message too long to leave the latest its share is cut, and a latest message longer than what
+    is left after the head is cut; a system prompt over the whole budget is a configuration error.
     """
     sizes = [message_tokens(m, count) for m in messages]
     total = sum(sizes)
     if total <= limit:
         return Fitted(tuple(messages), total, 0, 0)
+    if messages and sizes[0] + MESSAGE_OVERHEAD >= limit:
+        raise ValueError(f"A context budget of {limit} tokens cannot hold the system prompt ({sizes[0]} tokens) "
+                         "and a question; raise the env's context_tokens (or the role's own budget).")
     head_len = min(2, len(messages))
     head = list(messages[:head_len])
     if len(messages) <= head_len:
@@ -92,9 +98,9 @@ def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = a
         return Fitted(tuple(head), sum(sizes[:-1]) + message_tokens(first, count), 0, cut_chars)
     note_tokens = message_tokens(_note(len(messages)), count)
     cut_chars = 0
-    room = limit - sizes[0] - note_tokens - min(sizes[-1], limit // 4)
-    if head_len == 2 and sizes[1] > room:
-        head[1], cut_chars = _cut_content(head[1], max(room, MESSAGE_OVERHEAD + 1), count)
+    keep = max(limit - sizes[0] - note_tokens - min(sizes[-1], limit // 4), min(sizes[1], limit // 4))
+    if head_len == 2 and sizes[1] > keep:
+        head[1], cut_chars = _cut_content(head[1], max(keep, MESSAGE_OVERHEAD + 1), count)
     head_tokens = sum(message_tokens(m, count) for m in head)
     budget = limit - head_tokens - note_tokens
     tail: list[Message] = []

@@ -53,3 +53,21 @@ def test_a_cut_message_fits_with_its_marker():
         fitted = fit_context(messages, limit)
         assert fitted.tokens == sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in fitted.messages)
         assert limit - 3 <= fitted.tokens <= limit
+
+
+def test_a_short_question_stays_whole_under_a_long_system_prompt():
+    # a system prompt that takes most of the budget: the tool result is cut, never the question
+    messages = [Message("system", "rule " * 480), Message("user", "Question: who founded Braltraeth Systems?"),
+                Message("assistant", "call"), Message("tool", "result " * 150)]
+    fitted = fit_context(messages, 600)
+    assert fitted.messages[1] == messages[1]
+    assert fitted.messages[-1].content.endswith("[...cut to fit the context window]")
+    assert fitted.tokens <= 600
+
+
+def test_a_budget_smaller_than_the_system_prompt_is_a_clear_error():
+    import pytest
+
+    messages = [Message("system", "rule " * 480), Message("user", "Question: who?"), Message("tool", "x")]
+    with pytest.raises(ValueError, match="cannot hold the system prompt .484 tokens. and a question; raise the env's context_tokens"):
+        fit_context(messages, 300)
