@@ -122,6 +122,28 @@ def _parse_tool_call(body: str) -> ToolCall | ParseError:
     return ToolCall(name=name.strip(), arguments=arguments)
 
 
+def _plain(boxed: str) -> str:
+    r"""A boxed answer's text: ``\boxed{\text{Paris}}`` is Paris."""
+    answer = boxed.strip()
+    while (wrapped := _TEXT_WRAPPER.match(answer)) is not None:
+        answer = wrapped.group(1).strip()
+    return answer
+
+
+def _unboxed(answer: str) -> str:
+    r"""An answer tag holding one ``\boxed{...}`` (and nothing else but ``$``) answers its content.
+
+    >>> _unboxed(r"\boxed{70}"), _unboxed(r"$\boxed{\text{Paris}}$"), _unboxed(r"\boxed{1} or \boxed{2}")
+    ('70', 'Paris', '\\boxed{1} or \\boxed{2}')
+    """
+    inner = answer.strip("$ \n\t")
+    if inner.startswith(BOXED):
+        boxed = _extract_boxed(inner)
+        if boxed is not None and boxed.strip() and inner == f"{BOXED}{boxed}}}":
+            return _plain(boxed)
+    return answer
+
+
 def parse_action(text: str) -> Action:
     """Parse one model turn into a :data:`Action`; never raises."""
     if not isinstance(text, str):
@@ -132,7 +154,7 @@ def parse_action(text: str) -> Action:
         tag, body = match.group(1), match.group(2)
         if tag == "tool_call":
             return _parse_tool_call(body.strip())
-        answer = body.strip()
+        answer = _unboxed(body.strip())
         if not answer:
             return _error("The answer is empty.")
         return Answer(answer)
@@ -142,10 +164,7 @@ def parse_action(text: str) -> Action:
         return _error(f"<{tag}> is opened but never closed with </{tag}>.")
     boxed = _extract_boxed(visible)
     if boxed is not None and boxed.strip():
-        answer = boxed.strip()
-        while (wrapped := _TEXT_WRAPPER.match(answer)) is not None:  # \boxed{\text{Paris}}: the text
-            answer = wrapped.group(1).strip()
-        return Answer(answer)
+        return Answer(_plain(boxed))
     return _error(
         "No action found: end your turn with one <tool_call>{...}</tool_call> or <answer>...</answer>."
     )

@@ -50,7 +50,7 @@ class MatpoEnv(gym.Env[Observation, str]):
         spec: an :class:`EnvSpec` or a catalogue name / path (``world-frames``, ``frames``, ...).
         mode: ``matpo`` (planner + worker) or ``single``; defaults to the spec's mode.
         split: task split (``train`` / ``test``); defaults to the spec's.
-        noise: tool-noise settings; no noise by default.
+        noise: tool-noise settings (a :class:`NoiseConfig`, or a rate for every kind); no noise by default.
         count_tokens: token counter for the context budget (the policy's tokenizer, ideally).
         tasks: use these tasks instead of the spec's source (its site still backs the tools).
         scorer: score answers with this instead of the spec's scorer (e.g. an LLM judge).
@@ -65,7 +65,7 @@ class MatpoEnv(gym.Env[Observation, str]):
         *,
         mode: Mode | None = None,
         split: str | None = None,
-        noise: NoiseConfig | None = None,
+        noise: NoiseConfig | float | None = None,
         count_tokens: TokenCounter = approx_tokens,
         tasks: list[Task] | None = None,
         scorer: Scorer | None = None,
@@ -82,6 +82,10 @@ class MatpoEnv(gym.Env[Observation, str]):
                 f"Env {self.spec_config.name!r} has no tasks for this split/difficulty."
             )
         self.site = source.site
+        if isinstance(noise, (int, float)) and not isinstance(noise, bool):
+            noise = NoiseConfig(rate=float(noise))
+        if noise is not None and not isinstance(noise, NoiseConfig):
+            raise TypeError(f"noise must be a NoiseConfig or a rate in [0, 1], got {type(noise).__name__}.")
         self.noise = noise or NoiseConfig()
         self.tools = build_tools(self.spec_config.tools, self.site, self.noise)
         self.prompts = PromptSet.from_spec(self.spec_config)

@@ -27,7 +27,7 @@ def register_envs() -> list[str]:
             try:
                 version = int(read_env_table(path).get("version", 0))
             except (ConfigError, ValueError):
-                continue  # a broken file is reported when the env is made, with its path
+                version = 0  # registered all the same: making it reports what is broken, with the path
             env_id = gym_id(path.stem, version)
             if env_id not in gym.registry:
                 gym.register(env_id, entry_point=ENTRY_POINT, kwargs={"spec": str(resolve("envs", str(path)))})

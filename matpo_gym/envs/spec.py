@@ -196,7 +196,8 @@ class EnvSpec:
     description: str = ""
     version: int = 0
     mode: Mode = "matpo"
-    """Default mode; ``matpo-bench run --mode`` and ``gym.make(..., mode=)`` override it."""
+    """The mode ``gym.make`` plays unless given ``mode=``. ``matpo-bench run`` plays its own ``--mode``
+    (both modes unless told otherwise), so a file's mode never hides the other mode's figures."""
     source: SourceSpec = field(default_factory=SourceSpec)
     world: WorldSpec = field(default_factory=WorldSpec)
     tools: ToolsSpec = field(default_factory=ToolsSpec)

@@ -14,6 +14,10 @@ def test_tool_call_round_trips():
 def test_answer_tag_and_boxed():
     assert parse_action("So <answer> 1873 </answer>") == Answer("1873")
     assert parse_action(r"The result is \boxed{\frac{1}{2}} done") == Answer(r"\frac{1}{2}")
+    # a boxed answer inside the tag, as models trained on maths write it, answers its content
+    assert parse_action(r"<answer>\boxed{70}</answer>") == Answer("70")
+    assert parse_action(r"<answer>$\boxed{\text{Paris}}$</answer>") == Answer("Paris")
+    assert parse_action(r"<answer>\boxed{1} or \boxed{2}</answer>") == Answer(r"\boxed{1} or \boxed{2}")
 
 
 def test_thinking_is_never_an_action():

@@ -52,3 +52,27 @@ def test_unknown_env_lists_the_available_ones():
 
     with pytest.raises(CatalogueError, match="world-frames"):
         load_env_spec("no-such-env")
+
+
+def test_a_catalogue_file_that_does_not_parse_is_made_into_its_error(tmp_path, monkeypatch):
+    from matpo_gym.config import ConfigError
+    from matpo_gym.envs.registration import register_envs
+
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "my-broken.toml").write_text('extends = "world-tiny"\n[limits\nworker_turns = 3\n')
+    monkeypatch.chdir(tmp_path)
+    assert "matpo/my-broken-v0" in register_envs()
+    try:
+        with pytest.raises(ConfigError, match=r"my-broken\.toml.*invalid TOML"):
+            gym.make("matpo/my-broken-v0")
+    finally:
+        gym.registry.pop("matpo/my-broken-v0", None)
+
+
+def test_gym_make_takes_a_noise_rate():
+    env = gym.make("matpo/world-tiny-v0", mode="single", noise=0.5).unwrapped
+    assert env.noise.rate == 0.5 and len(env.noise.kinds) > 1
+    with pytest.raises(TypeError, match="noise must be a NoiseConfig or a rate"):
+        gym.make("matpo/world-tiny-v0", noise="high")
+    with pytest.raises(ValueError):
+        gym.make("matpo/world-tiny-v0", noise=1.5)
