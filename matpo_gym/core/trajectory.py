@@ -108,6 +108,9 @@ class EpisodeStats:
     context_limit_stops: int = 0
     """Times a context limit ended a role's turns: a worker over its per-call or total budget
     asked for its summary or stopped, a planner or single agent over its total budget stopped."""
+    turn_limit_summaries: int = 0
+    """Workers that used up their turns and were asked for their summary (the answer they then
+    write ends them, so their stop reason alone does not show it)."""
 
     def count_tool(
         self, name: str, *, ok: bool, timeout: bool, noise: int = 0, blocked: int = 0

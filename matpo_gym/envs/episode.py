@@ -232,6 +232,7 @@ class Episode:
         if agent.turns < agent.max_turns:
             return
         if agent.trajectory.role is Role.WORKER and self.limits.forced_summary:
+            self.stats.turn_limit_summaries += 1
             self._request_summary(agent)
         else:
             self._finish_agent(agent, None, "turn_limit", outcome)

@@ -143,6 +143,20 @@ def test_a_worker_over_its_budget_is_one_context_limit_stop(frames_spec, forced)
         assert stats.context_truncations == 0 and stats.truncations["worker"] == 1
 
 
+def test_a_worker_asked_for_its_summary_at_its_turn_limit_is_counted(frames_spec):
+    env = MatpoEnv(apply_overrides(frames_spec, ["limits.worker_turns=2"]), mode="matpo")
+    env.reset(options={"index": 0})
+    env.step(call("worker", subtask="look"))
+    env.step(call("search", query="x"))
+    assert env.episode.stats.turn_limit_summaries == 0
+    obs, *_ = env.step(call("search", query="y"))
+    assert obs["messages"][-1]["content"] == SUMMARY_REQUEST
+    env.step(Answer("a summary").render())
+    stats = env.episode.stats
+    assert stats.turn_limit_summaries == 1 and stats.context_limit_stops == 0
+    assert env.episode.trajectories[1].stop_reason == "answer"
+
+
 def test_a_total_budget_stop_is_counted_and_ends_the_episode(frames_spec):
     env = MatpoEnv(frames_spec, mode="single")
     env.reset(options={"index": 0})
@@ -196,6 +210,7 @@ def test_stats_to_dict_is_json_ready(frames_spec):
         "per_tool",
         "truncations",
         "context_limit_stops",
+        "turn_limit_summaries",
     }
     assert data["per_tool"] == {"worker": counts(calls=1), "search": counts(calls=1)}
     assert data["truncations"] == {"planner": 0, "worker": 0, "single": 0}
