@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 import random
@@ -227,6 +228,19 @@ def run(
     folder = config.out / config.run_name()
     catalogue_entry = policy_settings(config.policy)
     check_resume(folder, config.set, to_dict(config), to_dict(spec), catalogue_entry)
+    scorer = None
+    if config.judge is not None:
+        fallback = get_scorer(spec.scoring.scorer).primary
+        judge = LLMJudge(load_policy(config.judge), kind=config.judge_kind)
+        scorer = judge_scorer(judge, fallback_metric=fallback)
+    # a model policy's own tokenizer sizes the context budgets, as in training; others: an estimate
+    count_tokens = getattr(policy, "count_tokens", approx_tokens)
+
+    def make_env(mode: str) -> MatpoEnv:
+        return MatpoEnv(spec, mode=mode, split=config.split, noise=noise, scorer=scorer,  # type: ignore[arg-type]
+                        count_tokens=count_tokens)
+
+    probes = {mode: make_env(mode) for mode in modes}  # an env that cannot be built fails before the folder exists
     folder.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
         "config": to_dict(config),
@@ -241,20 +255,9 @@ def run(
         "plan": {},
     }
     write_json_atomic(folder / "run.json", meta)
-    scorer = None
-    if config.judge is not None:
-        fallback = get_scorer(spec.scoring.scorer).primary
-        judge = LLMJudge(load_policy(config.judge), kind=config.judge_kind)
-        scorer = judge_scorer(judge, fallback_metric=fallback)
     summaries = []
-    # a model policy's own tokenizer sizes the context budgets, as in training; others: an estimate
-    count_tokens = getattr(policy, "count_tokens", approx_tokens)
     for mode in modes:
-        def make_env(mode: str = mode) -> MatpoEnv:
-            return MatpoEnv(spec, mode=mode, split=config.split, noise=noise, scorer=scorer,  # type: ignore[arg-type]
-                            count_tokens=count_tokens)
-
-        probe = make_env()
+        probe = probes[mode]
         tasks = select_tasks(probe, config.limit, config.seed)
         results = ResultsFile(folder / f"{mode}.jsonl")
         done = results.done_keys
@@ -271,7 +274,7 @@ def run(
                    unit="ep", disable=config.quiet, file=sys.stderr, dynamic_ncols=True)
         started = time.perf_counter()
         correct = sum(r["score"] for r in results.records)
-        played = rollout(make_env, policy, requests, batch_size=config.batch_size,
+        played = rollout(functools.partial(make_env, mode), policy, requests, batch_size=config.batch_size,
                          threads=config.threads)
         for result in played:
             family, task_metadata = families[result.task_id]

@@ -43,6 +43,14 @@ def prompt_observation(prompt: Prompt, turn: int) -> Observation:
     }
 
 
+def _naming_the_env(exc: ValueError, spec: EnvSpec) -> ValueError:
+    """``exc`` with the env it is about named, so a value wrong in one of several env files is
+    found (errors of other types, and messages that name it already, are left as they are)."""
+    if type(exc) is not ValueError or spec.name in str(exc):
+        return exc
+    return ValueError(f"env {spec.name!r}: {exc}")
+
+
 class MatpoEnv(gym.Env[Observation, str]):
     """A multi-turn tool-use environment over one task source.
 
@@ -75,7 +83,10 @@ class MatpoEnv(gym.Env[Observation, str]):
         self.mode: Mode = mode or self.spec_config.mode
         if self.mode not in ("matpo", "single"):
             raise ValueError(f"Unknown mode {self.mode!r}; use 'matpo' or 'single'.")
-        source = load_source(self.spec_config, split=split)
+        try:
+            source = load_source(self.spec_config, split=split)
+        except ValueError as exc:
+            raise _naming_the_env(exc, self.spec_config) from None
         self.tasks: tuple[Task, ...] = tuple(tasks) if tasks is not None else source.tasks
         if not self.tasks:
             raise ValueError(
@@ -87,9 +98,12 @@ class MatpoEnv(gym.Env[Observation, str]):
         if noise is not None and not isinstance(noise, NoiseConfig):
             raise TypeError(f"noise must be a NoiseConfig or a rate in [0, 1], got {type(noise).__name__}.")
         self.noise = noise or NoiseConfig()
-        self.tools = build_tools(self.spec_config.tools, self.site, self.noise)
-        self.prompts = PromptSet.from_spec(self.spec_config)
-        self.scorer = scorer or get_scorer(self.spec_config.scoring.scorer)
+        try:
+            self.tools = build_tools(self.spec_config.tools, self.site, self.noise)
+            self.prompts = PromptSet.from_spec(self.spec_config)
+            self.scorer = scorer or get_scorer(self.spec_config.scoring.scorer)
+        except ValueError as exc:
+            raise _naming_the_env(exc, self.spec_config) from None
         self.count_tokens = count_tokens
         self.render_mode = render_mode
         self.observation_space = observation_space()

@@ -280,3 +280,10 @@ def test_a_record_older_than_an_env_field_still_resumes(tmp_path):
     meta_path.write_text(json.dumps(meta))
     run(RunConfig(mode="single", limit=2, out=tmp_path, name="r", quiet=True))
     assert len(read_records(tmp_path / "r" / "single.jsonl")) == 2
+
+
+def test_an_env_that_cannot_be_built_is_named_and_claims_no_folder(tmp_path):
+    (tmp_path / "badfam.toml").write_text('extends = "world-tiny"\n[source]\nfamily = "hotpot"\n')
+    with pytest.raises(ValueError, match="env 'badfam': unknown question family 'hotpot'"):
+        run(RunConfig(env=str(tmp_path / "badfam.toml"), limit=1, out=tmp_path / "runs", quiet=True))
+    assert not (tmp_path / "runs").exists()
