@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import math
 import random
 import time
@@ -52,6 +53,8 @@ from matpo_gym.trainers.state import (
     plot_curves,
     seed_everything,
 )
+
+log = logging.getLogger(__name__)
 
 CURVES = ("reward", "accuracy", "eval_accuracy", "eval_sampled_reward", "clip_fraction", "approx_kl",
           "tokens_per_second")
@@ -338,6 +341,7 @@ class RLTrainer:
                 self.metrics.write(baseline)
         bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
                    desc=f"{cfg.algo} {cfg.env}", unit="step", disable=cfg.quiet or not self.parallel.is_main)
+        idle_steps = 0
         for step in bar:
             set_learning_rate(self.optimizer, learning_rate(step, cfg.steps, cfg.lr, cfg.lr_schedule, cfg.warmup_steps))
             started = time.perf_counter()
@@ -348,6 +352,7 @@ class RLTrainer:
             update_started = time.perf_counter()
             row.update(self.update(results))
             row["update_seconds"] = time.perf_counter() - update_started
+            idle_steps += not row.get("samples")
             row["tokens_per_second"] = generated / max(rollout_seconds, 1e-9)
             last = step + 1 == cfg.steps
             if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last:
@@ -360,6 +365,10 @@ class RLTrainer:
         bar.close()
         if self.parallel.is_main:
             plot_curves(self.metrics.read(), cfg.out / "curves.png", CURVES)
+            if idle_steps and idle_steps == cfg.steps - self.start_step:
+                log.warning("%s: none of the %d steps trained anything: every group's rollouts scored alike, so "
+                            "every advantage was 0 (a model that never answers right learns nothing from RL; start "
+                            "it from an SFT warm start, init_from)", cfg.out, idle_steps)
         return row
 
     def _rollout_metrics(self, results: list[EpisodeResult]) -> dict[str, float]:

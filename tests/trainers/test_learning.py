@@ -67,7 +67,7 @@ def test_rl_update_raises_reward_on_a_learnable_bandit(tiny_model_dir):
     assert after > before + 0.2, (before, after)
 
 
-def test_training_run_checkpoints_and_resumes(tiny_model_dir, tmp_path):
+def test_training_run_checkpoints_and_resumes(tiny_model_dir, tmp_path, caplog):
     from matpo_gym.trainers import main
 
     config = TrainConfig(
@@ -77,6 +77,9 @@ def test_training_run_checkpoints_and_resumes(tiny_model_dir, tmp_path):
     )
     main(config)
     assert (tmp_path / "checkpoints" / "step-1" / "trainer_state.pt").exists()
+    # the random tiny model never answers right: every advantage is 0, and the run says so
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["samples"] == 0
+    assert "none of the 1 steps trained anything" in caplog.text
     config.steps = 2
     main(config)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
