@@ -115,6 +115,24 @@ class Plan:
             layers = per_layer * tokens * shape.hidden_size * shape.num_layers
         return layers, per_layer, per_logit * tokens * shape.vocab_size, per_logit
 
+    def training_peak_bytes(self, precision: PrecisionPlan) -> tuple[int, int]:
+        """(least, most) one GPU holds while it trains: its share of weights, grads and AdamW,
+        the largest forward's activations and logits, and vLLM's share. RL's LM head runs on
+        generated positions only: least when a micro-batch holds one call's ``max_new_tokens`` of
+        them, most when every position is generated (merged turns can come close)."""
+        shape, cfg = self.model.shape, self.config
+        if shape is None:
+            return 0, 0
+        state = self.state_bytes(precision)
+        held = state / self.launch.processes if cfg.sharding == "fsdp" else state
+        layers, _, logits, per_logit = self.activation_bytes(precision)
+        engine = cfg.vllm_gpu_memory_utilization * REFERENCE_GPU_GIB * GIB if cfg.rollout_engine == "vllm" else 0
+        most = int(held + layers + logits + engine)
+        if cfg.algo == "sft":
+            return most, most
+        fewest = min(self.activation_tokens, cfg.max_new_tokens) * per_logit * shape.vocab_size
+        return int(held + layers + fewest + engine), most
+
     def rollout_cache_bytes(self, precision: PrecisionPlan) -> int:
         """The HF engine's key/value cache for one process's share of ``rollout_batch`` sequences of
         the longest model call, in the compute dtype (0 with vLLM, whose share is set apart)."""
@@ -228,6 +246,15 @@ class Plan:
         if cfg.rollout_engine == "vllm":
             share = f"{cfg.vllm_gpu_memory_utilization:.0%}"
             lines.append(("", f"vLLM rollouts take {share} of each GPU on top"))
+        for precision in self.precisions if self.gpus else ():
+            least, most = self.training_peak_bytes(precision)
+            if least == most:
+                peak = f"{gib(most)}"
+            else:
+                peak = (f"{gib(least)} (a micro-batch holding one call's {cfg.max_new_tokens:,} generated tokens) "
+                        f"to {gib(most)} (every position generated)")
+            lines.append(("", f"{precision.label}: training peak per GPU (its share of weights, grads and AdamW, "
+                              f"the activations and logits above, vLLM's share): {peak}"))
         return lines
 
     def _token_lines(self) -> list[tuple[str, str]]:
@@ -345,6 +372,15 @@ def _warnings(plan: Plan) -> list[str]:
                          f"exceed an {REFERENCE_GPU_GIB} GiB GPU; the reference uses gradient "
                          "checkpointing (gradient_checkpointing = true) and at most 40,960 tokens per GPU "
                          "per micro-batch")
+        least, most = plan.training_peak_bytes(precision)
+        if least > limit:
+            notes.append(f"training takes at least {gib(least)} per GPU in {dtype}, more than an {REFERENCE_GPU_GIB} "
+                         "GiB GPU holds")
+        elif most > limit:
+            notes.append(f"training can take up to {gib(most)} per GPU in {dtype}, more than an {REFERENCE_GPU_GIB} "
+                         f"GiB GPU holds, when merged turns generate most of a micro-batch's "
+                         f"{plan.activation_tokens:,} tokens (the LM head's logits); a smaller micro_batch_tokens "
+                         "bounds it")
         cache = plan.rollout_cache_bytes(precision)
         if cache > limit:
             notes.append(f"HF rollouts of {cfg.rollout_batch} episodes at once keep a {gib(cache)} "
