@@ -372,6 +372,11 @@ def _warnings(plan: Plan) -> list[str]:
                          f"exceed an {REFERENCE_GPU_GIB} GiB GPU; the reference uses gradient "
                          "checkpointing (gradient_checkpointing = true) and at most 40,960 tokens per GPU "
                          "per micro-batch")
+        engine = cfg.vllm_gpu_memory_utilization * limit
+        if cfg.rollout_engine == "vllm" and engine < 1.25 * plan.gathered_bytes(precision):
+            notes.append(f"vLLM's share of an {REFERENCE_GPU_GIB} GiB GPU ({gib(engine)}) leaves little or no room "
+                         f"for its key/value cache beside the model's {precision.compute} weights "
+                         f"({gib(plan.gathered_bytes(precision))})")
         least, most = plan.training_peak_bytes(precision)
         if least > limit:
             notes.append(f"training takes at least {gib(least)} per GPU in {dtype}, more than an {REFERENCE_GPU_GIB} "

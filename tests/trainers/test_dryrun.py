@@ -64,6 +64,7 @@ def test_the_14b_matpo_plan_by_hand(capsys):
     logits = 10 * 8192 * 151_936
     least = state / 8 + layers + logits + 0.35 * 80 * 1024**3
     assert f"training takes at least {least / 1024**3:,.1f} GiB per GPU" in out
+    assert "vLLM's share of an 80 GiB GPU (28.0 GiB) leaves little or no room for its key/value cache" in out
     assert "256 questions x G 8 = 2,048 rollouts (256 per process)" in out
     assert "model turns per rollout: 1 .. 440 (planner <= 20, <= 20 workers x (20 + 1 summ" in out
     assert f"generated tokens: 2,048 .. {2048 * 440 * 8192:,}" in out
