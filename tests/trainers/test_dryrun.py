@@ -234,10 +234,10 @@ def test_pure_bf16_halves_the_state_and_says_so(capsys):
     assert f"= {params * 8 / 1024**3:,.1f} GiB, sharded over 8 processes" in out
 
 
-def test_the_paper_recipes_fit_as_planned_and_hf_rollouts_say_what_their_cache_needs(capsys):
+def test_the_paper_recipes_use_checkpointing_and_vllm_and_hf_rollouts_say_what_their_cache_needs(capsys):
     recipe = "trainers/paper-matpo-qwen3-14b.toml"
     code, out, _ = dry_run(capsys, "--recipe", recipe)
-    assert code == 0 and "gradient checkpointing: layers" in out and "key/value cache" not in out
+    assert code == 0 and "gradient checkpointing: layers" in out and "HF rollouts' key/value cache" not in out
     config = load_recipe(recipe)
     assert config.dual_clip == 3.0 and config.gradient_checkpointing and config.rollout_engine == "vllm"
     code, out, _ = dry_run(capsys, "--recipe", recipe, "--rollout-engine", "hf")
