@@ -121,6 +121,8 @@ def load_policy(name: str, **overrides: Any) -> Policy:
     """Build the policy ``name`` refers to; ``overrides`` update its constructor arguments."""
     if ":" in name and not name.endswith(".toml"):
         return _build(load_class(name), overrides, name)
+    if name.endswith(".py"):
+        raise PolicyError(f"Name the class in {name}: --policy {name}:ClassName.")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             try:

@@ -35,6 +35,8 @@ def test_bad_policies_are_clear_errors(tmp_path):
         load_policy("scripted", bogus=1)
     with pytest.raises(PolicyError, match="Policy protocol"):
         load_policy("builtins:object")
+    with pytest.raises(PolicyError, match=r"Name the class in plugins/mine\.py: --policy plugins/mine\.py:ClassName"):
+        load_policy("plugins/mine.py")
     bad = tmp_path / "bad.toml"
     bad.write_text('type = "plugin"\n')
     with pytest.raises(ConfigError, match="target"):
