@@ -254,9 +254,10 @@ HOW_NOT_WHAT = ("recipe", "out", "steps", "save_every", "device", "precision", "
                 "dry_run")
 """Settings a run may resume under other values of: where and how it computes, and how long it runs."""
 
-PLACES = ("model", "init_from", "env", "eval_env")
-"""Settings that name a file or folder: the same place when their last parts agree (a moved run
-folder, a catalogue name or its file), since the rest of a path says where, not what."""
+PLACES = {"model": 3, "init_from": 3, "env": 2, "eval_env": 2}
+"""Settings that name a file or folder, and how many of a path's last parts say what it is: the
+same place when those agree (a moved run folder, a catalogue name or its file), since the rest of
+a path says where (``.../sft/checkpoints/step-N``, ``envs/NAME.toml``)."""
 
 
 def _place(value: Any) -> tuple[str, ...]:
@@ -264,7 +265,7 @@ def _place(value: Any) -> tuple[str, ...]:
     return Path(text[: -len(".toml")] if text.endswith(".toml") else text).parts
 
 
-def _same_place(a: Any, b: Any) -> bool:
+def _same_place(a: Any, b: Any, depth: int = 3) -> bool:
     """
     >>> _same_place("world-tiny", "envs/world-tiny.toml")
     True
@@ -278,7 +279,7 @@ def _same_place(a: Any, b: Any) -> bool:
     if str(a) == str(b) or Path(str(a)).resolve() == Path(str(b)).resolve():
         return True
     x, y = _place(a), _place(b)
-    depth = min(len(x), len(y), 3)
+    depth = min(len(x), len(y), depth)
     return x[-depth:] == y[-depth:]
 
 
@@ -292,7 +293,8 @@ def resume_changes(saved: dict[str, Any], config: TrainConfig) -> list[str]:
         if name in HOW_NOT_WHAT or name not in saved:
             continue
         old = saved[name]
-        same = _same_place(old, value) if name in PLACES else json.dumps(old) == json.dumps(value, default=str)
+        same = (_same_place(old, value, PLACES[name]) if name in PLACES
+                else json.dumps(old) == json.dumps(value, default=str))
         if not same:
             changes.append(f"{name}: {old!r} -> {value!r}")
     return changes
