@@ -96,13 +96,19 @@ def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any
     counts as the same when its resolved spec is, however its file's path is spelled."""
     meta_path = folder / "run.json"
     results = [folder / f"{mode}.jsonl" for mode in MODES]
-    if not meta_path.is_file() or not any(p.is_file() and p.stat().st_size for p in results):
+    if not any(p.is_file() and p.stat().st_size for p in results):
         return
+    unknown = (f"{folder} holds results but {{}}, so what they were played with is unknown; restore it, "
+               "or give another --name or --out")
+    if not meta_path.is_file():
+        raise ValueError(unknown.format("no run.json"))
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return
-    switches = meta.get("switches") if isinstance(meta, dict) else None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(unknown.format(f"its run.json is unreadable ({exc})")) from None
+    if not isinstance(meta, dict):
+        raise ValueError(unknown.format("its run.json is not an object"))
+    switches = meta.get("switches")
     before = list(switches.get("overrides") or []) if isinstance(switches, dict) else []
     now = [o.strip() for o in overrides]
     if before != now:
@@ -111,7 +117,7 @@ def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any
             f"not {now or 'none'}; give another --name (or leave it out: the default name "
             "follows the overrides)"
         )
-    old = meta.get("config") if isinstance(meta, dict) else None
+    old = meta.get("config")
     if settings is None or not isinstance(old, dict):
         return
     new = json.loads(json.dumps(settings, default=str))

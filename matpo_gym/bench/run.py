@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import platform
 import random
 import re
@@ -159,6 +160,17 @@ def switch_record(spec: EnvSpec, overrides: Sequence[str]) -> dict[str, Any]:
     return record
 
 
+def kept_plans(folder: Path, modes: Sequence[str]) -> dict[str, list[PlannedEpisode]]:
+    """The planned episodes of the modes an earlier invocation played into ``folder`` and this one
+    does not (``--mode`` narrowed), so their records stay counted against their own plan."""
+    try:
+        plans = json.loads((folder / "run.json").read_text(encoding="utf-8")).get("plan") or {}
+        return {mode: [PlannedEpisode(**p) for p in plan] for mode, plan in plans.items()
+                if mode in MODES and mode not in modes and (folder / f"{mode}.jsonl").is_file()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}  # no earlier run.json (or one check_resume has refused already)
+
+
 def take_verdict(scorer: JudgeScorer, task: Task, result: EpisodeResult) -> Verdict | None:
     """The judge's verdict on this episode's own answer, removed from ``scorer.verdicts`` so that
     the next sample of the question, judged in the same batch, gets its own."""
@@ -241,7 +253,9 @@ def run(
                         count_tokens=count_tokens)
 
     probes = {mode: make_env(mode) for mode in modes}  # an env that cannot be built fails before the folder exists
+    kept = kept_plans(folder, modes)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").unlink(missing_ok=True)  # claims of an earlier invocation, rewritten at the end
     meta: dict[str, Any] = {
         "config": to_dict(config),
         "samples": samples,
@@ -252,13 +266,22 @@ def run(
         "versions": versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "argv": sys.argv,
-        "plan": {},
+        "plan": {mode: [asdict(p) for p in plan] for mode, plan in kept.items()},
     }
     write_json_atomic(folder / "run.json", meta)
     summaries = []
-    for mode in modes:
+    for mode in MODES:
+        if mode in kept:  # a mode of an earlier invocation, not played now: still summarised, as planned then
+            records = ResultsFile(folder / f"{mode}.jsonl").records
+            summaries.append(summarize(mode, records, planned=kept[mode], seed=config.seed))
+            continue
+        if mode not in modes:
+            continue
         probe = probes[mode]
         tasks = select_tasks(probe, config.limit, config.seed)
+        if config.limit is not None and len(tasks) < config.limit and not config.quiet:
+            print(f"{spec.name} [{mode}]: --limit {config.limit}, but the split has {len(tasks)} questions; "
+                  "playing them all", file=sys.stderr)
         results = ResultsFile(folder / f"{mode}.jsonl")
         done = results.done_keys
         planned = planned_episodes(tasks, samples)
@@ -270,6 +293,9 @@ def run(
         families = {task.id: (task.family, task.metadata) for task in tasks}
         aliases = {task.id: list(task.aliases) for task in tasks}
         total = len(planned)
+        if len(requests) < total and not config.quiet:
+            print(f"{spec.name} [{mode}]: resuming {folder}, {total - len(requests)} of {total} episodes already "
+                  "played", file=sys.stderr)
         bar = tqdm(total=total, initial=total - len(requests), desc=f"{spec.name} [{mode}]",
                    unit="ep", disable=config.quiet, file=sys.stderr, dynamic_ncols=True)
         started = time.perf_counter()

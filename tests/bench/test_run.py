@@ -287,3 +287,43 @@ def test_an_env_that_cannot_be_built_is_named_and_claims_no_folder(tmp_path):
     with pytest.raises(ValueError, match="env 'badfam': unknown question family 'hotpot'"):
         run(RunConfig(env=str(tmp_path / "badfam.toml"), limit=1, out=tmp_path / "runs", quiet=True))
     assert not (tmp_path / "runs").exists()
+
+
+def test_results_without_a_readable_run_json_are_not_resumed(tmp_path):
+    run(RunConfig(mode="single", limit=2, out=tmp_path, name="r", quiet=True))
+    meta = tmp_path / "r" / "run.json"
+    meta.unlink()
+    with pytest.raises(ValueError, match="holds results but no run.json"):
+        run(RunConfig(mode="single", limit=2, noise=0.4, out=tmp_path, name="r", quiet=True))
+    meta.write_text('{"config": {')
+    with pytest.raises(ValueError, match="its run.json is unreadable"):
+        run(RunConfig(mode="single", limit=2, out=tmp_path, name="r", quiet=True))
+
+
+def test_a_rerun_of_fewer_modes_keeps_the_other_modes_plan_and_summary(tmp_path):
+    run(RunConfig(limit=3, out=tmp_path, name="r", quiet=True))
+    single = tmp_path / "r" / "single.jsonl"
+    single.write_text(single.read_text().splitlines()[0] + "\n")  # single stopped after one question
+    [matpo, kept] = run(RunConfig(mode="matpo", limit=3, out=tmp_path, name="r", quiet=True))
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert len(meta["plan"]["single"]) == 3 and len(meta["plan"]["matpo"]) == 3
+    assert (kept.mode, kept.n) == ("single", 3) and kept.accuracy <= 1 / 3  # the two unplayed count as 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert [s["mode"] for s in summary] == ["matpo", "single"]
+
+
+def test_a_resumed_run_drops_the_earlier_summary_until_it_finishes(tmp_path):
+    run(RunConfig(mode="single", limit=2, out=tmp_path, name="r", quiet=True))
+    assert (tmp_path / "r" / "summary.json").is_file()
+
+    class Broken:
+        name = "scripted"
+
+        def generate(self, prompts):
+            raise RuntimeError("down")
+
+    from matpo_gym.policies.base import PolicyFailure
+
+    with pytest.raises(PolicyFailure):
+        run(RunConfig(mode="single", limit=4, out=tmp_path, name="r", quiet=True), policy=Broken())
+    assert not (tmp_path / "r" / "summary.json").exists()
