@@ -38,20 +38,20 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def question_means(records: Sequence[dict[str, Any]], keys: set[str] | None = None) -> dict[str, float]:
-    """Task id -> mean score over that question's samples (records outside ``keys`` are ignored)."""
+    """Task id -> mean score over that question's samples (records outside ``keys`` are ignored), in
+    task-id order: a bootstrap over them draws the same resamples however often the run resumed."""
     by_question: dict[str, list[float]] = {}
     for record in records:
         if keys is None or record["key"] in keys:
             by_question.setdefault(record["task_id"], []).append(float(record["score"]))
-    return {task: sum(scores) / len(scores) for task, scores in by_question.items()}
+    return {task: sum(scores) / len(scores) for task, scores in sorted(by_question.items())}
 
 
 def question_changes(treated: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Task id -> the treated records' mean score minus the reference's, on the questions both played
-    (each question its own control)."""
+    (each question its own control), in task-id order."""
     treated_scores, reference_scores = question_means(treated), question_means(reference)
-    common = treated_scores.keys() & reference_scores.keys()
-    return {task: treated_scores[task] - reference_scores[task] for task in common}
+    return {task: score - reference_scores[task] for task, score in treated_scores.items() if task in reference_scores}
 
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:

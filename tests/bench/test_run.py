@@ -327,3 +327,12 @@ def test_a_resumed_run_drops_the_earlier_summary_until_it_finishes(tmp_path):
     with pytest.raises(PolicyFailure):
         run(RunConfig(mode="single", limit=4, out=tmp_path, name="r", quiet=True), policy=Broken())
     assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def test_question_scores_come_in_task_order_whatever_order_the_file_holds():
+    from matpo_gym.bench.results import question_changes, question_means
+
+    records = [{"key": f"{t}/s0", "task_id": t, "score": s} for t, s in (("q2", 1.0), ("q10", 0.0), ("q1", 1.0))]
+    assert list(question_means(records)) == ["q1", "q10", "q2"]
+    assert list(question_means(records[::-1])) == ["q1", "q10", "q2"]
+    assert list(question_changes(records[::-1], records)) == ["q1", "q10", "q2"]
