@@ -306,28 +306,40 @@ class LeaderboardBuildConfig:
     """Folder for leaderboard.md and index.html; plots in ``<out>/plots/`` (svg, png) are embedded."""
 
 
-def expand_runs(runs: Sequence[str] | str) -> list[Path]:
-    """Run folders named by paths or glob patterns; a pattern must match at least one run folder."""
-    folders: list[Path] = []
+def expand_runs(runs: Sequence[str] | str) -> dict[Path, bool]:
+    """Run folders named by paths or glob patterns, each with whether a pattern found it (rather
+    than a name); a pattern must match at least one run folder."""
+    folders: dict[Path, bool] = {}
     for entry in [runs] if isinstance(runs, str) else runs:
         if any(ch in entry for ch in "*?["):
             matched = [Path(p) for p in sorted(glob.glob(entry)) if (Path(p) / "run.json").is_file()]
             if not matched:
                 raise StoreError(f"No run folders (folders with a run.json) match {entry!r}.")
-            folders += matched
+            for folder in matched:
+                folders.setdefault(folder, True)
         else:
-            folders.append(Path(entry))
-    return list(dict.fromkeys(folders))
+            folders[Path(entry)] = False
+    return folders
 
 
 def leaderboard_build(config: LeaderboardBuildConfig, *, stream: TextIO | None = None) -> LeaderboardFiles:
     """``matpo-bench leaderboard build``."""
     stream = stream or sys.stdout
     folders = expand_runs(config.runs)
+    imported: list[str] = []
+    skipped: list[str] = []
     with ResultsStore(config.store if config.store is not None else ":memory:") as store:
-        imported = [run_id for folder in folders for run_id in store.import_run(folder)]
+        for folder, by_pattern in folders.items():
+            try:
+                imported += store.import_run(folder)
+            except StoreError as exc:
+                if not by_pattern:  # a folder named on its own must import
+                    raise
+                skipped.append(str(exc))  # one unfinished or broken run in runs/* does not stop the rest
         files = build_leaderboard(store, config.out)
     where = f" into {config.store}" if config.store is not None else ""
-    print(f"Imported {len(imported)} run mode(s) from {len(folders)} folder(s){where}.", file=stream)
+    print(f"Imported {len(imported)} run mode(s) from {len(folders) - len(skipped)} folder(s){where}.", file=stream)
+    for reason in skipped:
+        print(f"Skipped: {reason}", file=stream)
     print(f"Leaderboard ({files.rows} rows): {files.markdown}, {files.html}", file=stream)
     return files

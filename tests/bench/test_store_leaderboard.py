@@ -343,3 +343,20 @@ def test_a_store_of_relative_paths_takes_the_same_folders_again_and_a_run_keeps_
     assert again == run_id
     # the bootstrap draws with the run's own seed, so the stored interval is the run's
     assert (summary["ci_low"], summary["ci_high"]) == (claimed["ci_low"], claimed["ci_high"])
+
+
+def test_a_pattern_skips_an_unfinished_run_and_a_named_one_is_refused(runs_dir, tmp_path, capsys):
+    import shutil
+
+    copies = tmp_path / "runs"
+    for folder in folders(runs_dir)[:2]:
+        shutil.copytree(folder, copies / folder.name)
+    unfinished = copies / "zz-unfinished"
+    unfinished.mkdir()
+    shutil.copy(folders(runs_dir)[0] / "run.json", unfinished / "run.json")  # killed before its first episode
+    files = leaderboard_build(LeaderboardBuildConfig(runs=str(copies / "*"), store=None, out=tmp_path / "board"))
+    out = capsys.readouterr().out
+    assert files.rows == 4 and "from 2 folder(s)" in out
+    assert f"Skipped: {unfinished} has no results file" in out
+    with pytest.raises(StoreError, match="has no results file"):
+        leaderboard_build(LeaderboardBuildConfig(runs=[str(unfinished)], store=None, out=tmp_path / "board"))
