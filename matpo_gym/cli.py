@@ -32,7 +32,7 @@ COMMANDS = {
 
 USER_ERRORS = (
     CatalogueError, ConfigError, DatasetUnavailable, PolicyError, PolicyFailure, PolicyUnavailable, ValueError,
-    KeyError, FileNotFoundError,
+    KeyError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
 )
 
 

@@ -236,7 +236,7 @@ def save_manifest(config: ReproduceConfig, *, write: bool = True) -> None:
     current = {k: v for k, v in to_dict(config).items() if k not in RUN_ONLY}
     current = json.loads(json.dumps(current, default=str))
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        previous = read_manifest(path)
         # a setting newer than the run compares as the value the run used in its place
         before = before_the_setting(previous)
         changed = sorted(k for k in current if previous.get(k, before.get(k)) != current[k])
@@ -285,7 +285,18 @@ def load_manifest(out: Path) -> dict[str, Any]:
     path = out / "reproduce.json"
     if not path.is_file():
         raise FileNotFoundError(f"{out} holds no reproduction (reproduce.json is missing); run matpo-bench reproduce.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_manifest(path)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A ``reproduce.json``; a cut or edited one is an error that names it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is unreadable ({exc}); restore it, or delete the run folder to start over") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a reproduction manifest (a JSON object); restore it or delete the folder")
+    return data
 
 
 __all__ = ["METHODS", "PRESETS", "Preset", "ReproduceConfig", "from_manifest", "load_manifest", "rerun_command",

@@ -137,7 +137,7 @@ def verify_submission(folder: Path | str) -> VerifyReport:
             reject(f"summary.json has no entry for mode {mode!r}")
             continue
         if claimed.get("n") != recomputed.n:
-            reject(f"summary.json {mode}: claims n={claimed.get('n')!r}, the records hold {recomputed.n}")
+            reject(f"summary.json {mode}: claims n={claimed.get('n')!r}, the run's plan counts {recomputed.n}")
         if _differs(claimed.get("accuracy"), recomputed.accuracy):
             reject(
                 f"summary.json {mode}: claims accuracy {claimed.get('accuracy')!r}, "

@@ -164,6 +164,8 @@ class PolicyServer:
 
     def __init__(self, policy: Policy, host: str = "127.0.0.1", port: int = 0, *,
                  max_batch: int = 32, batch_window_s: float = 0.01):
+        if not 0 <= port <= 65535:
+            raise ValueError(f"--port must be from 0 to 65535 (0 picks a free one), got {port}.")
         self.policy = policy
         self.batcher = MicroBatcher(policy, max_batch=max_batch, window_s=batch_window_s)
         server_class = _IPv6Server if ":" in host else _Server

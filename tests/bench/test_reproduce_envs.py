@@ -132,3 +132,17 @@ def test_the_pressure_warm_start_learns_one_hop_questions_before_the_runs_two_ho
     assert first.world == second.world and second.limits == first.limits
     assert dataclasses.replace(first, name=second.name, description=second.description,
                                source=second.source) == second
+
+
+def test_a_cut_manifest_and_bad_paths_are_one_line_errors(tmp_path, capsys):
+    from matpo_gym.cli import main
+
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "reproduce.json").write_text('{"preset": "smoke",\n')
+    assert main(["reproduce", "--out", str(tmp_path / "r"), "--report-only"]) == 2
+    assert f"{tmp_path / 'r' / 'reproduce.json'} is unreadable" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["run", "--limit", "1", "--quiet", "--out", str(tmp_path / "file")]) == 2
+    assert "Not a directory" in capsys.readouterr().err
+    assert main(["serve", "--policy", "scripted", "--port", "70000"]) == 2
+    assert "--port must be from 0 to 65535" in capsys.readouterr().err
