@@ -147,9 +147,10 @@ def how_to_get(hub: HubDataset, split: str) -> str:
         )
     offline = hub.offline_env or f"world-{hub.kind}"
     return (
-        f"{get} Then point the env at the copy: copy envs/{hub.env_name}.toml, set "
-        f"`path = \"{folder}\"` under [source] (a file or a folder: parquet, jsonl, json, csv, "
-        f"tsv, or a save_to_disk folder) and run with `--env path/to/your-copy.toml`. Offline, the "
+        f"{get} Then point an env at the copy: write a file my-{hub.env_name}.toml holding "
+        f"`extends = \"{hub.env_name}\"` and, under [source], `path = \"{folder}\"` (a file or a folder: "
+        f"parquet, jsonl, json, csv, tsv, or a save_to_disk folder), and run with "
+        f"`--env my-{hub.env_name}.toml`. Offline, the "
         f"synthetic world envs need no download (`matpo-bench run --env {offline}`)."
     )
 

@@ -213,8 +213,16 @@ class EnvSpec:
         return f"matpo/{self.name}-v{self.version}"
 
     def prompt_text(self, which: str) -> str:
-        """The text of prompt template ``which`` (``planner``, ``worker``, ...)."""
-        path = Path(self.root) / getattr(self.prompts, which)
+        """The text of prompt template ``which`` (``planner``, ``worker``, ...), relative to the env
+        file; a relative path not there is the shipped catalogue's (a copy of a catalogue file, moved
+        elsewhere, keeps its prompts)."""
+        relative = Path(getattr(self.prompts, which))
+        path = Path(self.root) / relative
+        if not path.is_file() and not relative.is_absolute():
+            from matpo_gym.catalogue import builtin_dir
+
+            shipped = builtin_dir("envs") / relative
+            path = shipped if shipped.is_file() else path
         try:
             return path.read_text(encoding="utf-8")
         except OSError as exc:

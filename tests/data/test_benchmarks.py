@@ -380,7 +380,7 @@ def test_no_path_and_no_hub_explains_how_to_get_the_data(tmp_path, monkeypatch, 
     with pytest.raises(DatasetUnavailable) as error:
         benchmarks.load(kind, path=None, split=split)
     message = str(error.value)
-    for text in [*must_say, "huggingface-cli download", f"envs/{kind}.toml", "[source]", "path ="]:
+    for text in [*must_say, "huggingface-cli download", f'extends = "{kind}"', "[source]", "path ="]:
         assert text in message, f"{text!r} not in: {message}"
 
 
@@ -431,3 +431,22 @@ def test_load_source_reads_a_local_copy_for_each_benchmark(tmp_path, monkeypatch
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_an_env_file_made_as_the_error_says_plays_the_local_copy(tmp_path, monkeypatch):
+    from matpo_gym.catalogue import builtin_dir
+    from matpo_gym.envs import MatpoEnv
+
+    data = write_frame(tmp_path / "data" / "frames.parquet", FRAMES_ROWS)
+    elsewhere = tmp_path / "project"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no envs/ folder here
+    (elsewhere / "my-frames.toml").write_text(f'extends = "frames"\n[source]\npath = "{data}"\n')
+    # a copy of the shipped file, moved away from its prompts/, keeps them too
+    shipped = builtin_dir("envs").joinpath("frames.toml").read_text()
+    (elsewhere / "copied.toml").write_text(shipped.replace("[source]\n", f'[source]\npath = "{data}"\n', 1))
+    for name in ("my-frames.toml", "copied.toml"):
+        env = MatpoEnv(str(elsewhere / name), mode="matpo")
+        assert len(env.tasks) == 3
+        observation, _ = env.reset(options={"index": 0})
+        assert observation["messages"][0]["role"] == "system" and "Which river" in observation["messages"][1]["content"]
