@@ -15,6 +15,7 @@ from matpo_gym.bench.verify import LeaderboardVerifyConfig, leaderboard_verify
 from matpo_gym.catalogue import CatalogueError
 from matpo_gym.config import ConfigError
 from matpo_gym.data.benchmarks import DatasetUnavailable
+from matpo_gym.extras import install_hint
 from matpo_gym.policies.base import PolicyFailure, PolicyUnavailable
 from matpo_gym.policies.registry import PolicyError
 from matpo_gym.policies.serve import ServeConfig, serve
@@ -60,13 +61,6 @@ def parse(argv: list[str] | None) -> object:
     return tyro.extras.subcommand_cli_from_dict(COMMANDS, args=args, prog="matpo-bench", description=__doc__)
 
 
-OPTIONAL_MODULES = {
-    "torch": "hf", "transformers": "hf", "tokenizers": "hf", "accelerate": "hf",
-    "datasets": "data", "matplotlib": "plot", "ddgs": "web", "vllm": "vllm",
-}
-"""Modules of the optional extras: a command that needs one names the extra to install."""
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen job; user errors print one clear line."""
     try:
@@ -95,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"matpo-bench: error: {message}{hint}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
-        extra = OPTIONAL_MODULES.get((exc.name or "").partition(".")[0])
-        if extra is None:
+        hint = install_hint(exc)
+        if hint is None:
             raise
-        print(f'matpo-bench: error: this needs {exc.name!r}: pip install "matpo-gym[{extra}]"', file=sys.stderr)
+        print(f"matpo-bench: error: this needs {exc.name!r}: {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -27,6 +27,7 @@ from typing import Any
 
 from matpo_gym.catalogue import CatalogueError, resolve
 from matpo_gym.config import ConfigError, from_dict, load_toml
+from matpo_gym.extras import install_hint
 from matpo_gym.policies.base import Policy
 
 ENTRY_POINT_GROUP = "matpo_gym.policies"
@@ -98,7 +99,8 @@ def _build(cls: Callable[..., Policy], args: dict[str, Any], label: str) -> Poli
     except TypeError as exc:
         raise PolicyError(f"Cannot build policy {label!r} with arguments {sorted(args)}: {exc}") from None
     except (ImportError, OSError) as exc:  # a missing extra, model folder or hub access: its own message
-        raise PolicyError(f"Cannot build policy {label!r}: {exc}") from exc
+        hint = install_hint(exc) if isinstance(exc, ImportError) else None
+        raise PolicyError(f"Cannot build policy {label!r}: {exc}" + (f" ({hint})" if hint else "")) from exc
     if not isinstance(policy, Policy):
         raise PolicyError(f"{label!r} does not implement the Policy protocol (name + generate).")
     return policy

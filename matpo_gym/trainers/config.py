@@ -29,7 +29,7 @@ class TrainConfig:
     model: str = "tiny"
     """Model path, hub name, or ``tiny`` (a small Llama built locally, no download)."""
     init_from: str | None = None
-    """Start from this checkpoint folder (e.g. an SFT run's ``final``) instead of ``model``."""
+    """Start from this checkpoint folder (e.g. an SFT run's ``checkpoints/step-N``) instead of ``model``."""
     env: str = "world-frames"
     """Training env (its train split is used)."""
     eval_env: str | None = None

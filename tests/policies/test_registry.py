@@ -150,3 +150,15 @@ def test_a_plugin_that_breaks_in_generate_is_named_with_its_line(tmp_path, capsy
         assert "Traceback" not in err
         assert re.search(message, err), err
     assert main([*common, "--mode", "single", "--policy", f"{plugin}:Texts"]) == 0  # plain text is a completion
+
+
+def test_a_policy_that_needs_a_missing_extra_says_what_to_install(tmp_path):
+    plugin = tmp_path / "needs_torch.py"
+    plugin.write_text(
+        "class NeedsTorch:\n"
+        "    name = 'needs-torch'\n\n"
+        "    def __init__(self):\n"
+        "        raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+    )
+    with pytest.raises(PolicyError, match=r"No module named 'torch' \(pip install \"matpo-gym\[hf\]\"\)"):
+        load_policy(f"{plugin}:NeedsTorch")
