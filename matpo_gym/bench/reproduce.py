@@ -120,11 +120,11 @@ def train_sft(config: ReproduceConfig, model: Path, envs: EnvFiles, stream: Text
             quiet=config.quiet, **start,
         )
 
-    _say(stream, f"[1/4] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
+    _say(stream, f"[sft] SFT warm start ({config.sft_steps} steps) -> {config.out / 'sft'}")
     first = _train(stage(config.sft_steps, config.sft_lr, 100, envs.sft, "sft", 0, model=str(model)))
     if not config.sft_tune_steps:
         return first
-    _say(stream, f"[1/4] SFT second stage ({config.sft_tune_steps} steps) -> {config.out / 'sft-tune'}")
+    _say(stream, f"[sft] SFT second stage ({config.sft_tune_steps} steps) -> {config.out / 'sft-tune'}")
     return _train(stage(config.sft_tune_steps, config.sft_tune_lr, 50, envs.sft_tune, "sft-tune", 1,
                         init_from=str(first)))
 
@@ -289,7 +289,7 @@ def _evaluate_tiers(config: ReproduceConfig, models: list[Model], envs: EnvFiles
     for tier in range(count)[tiers]:
         for index, (model, plan) in enumerate(zip(models, plans), 1):
             if plan[tier]:
-                _say(stream, f"[3/4] evaluate {model.method} ({model.mode}, seed {model.seed}) "
+                _say(stream, f"[eval] evaluate {model.method} ({model.mode}, seed {model.seed}) "
                              f"[tier {tier + 1}/{count}, model {index}/{len(models)}]")
                 evaluate(config, model, plan[tier])
 
@@ -319,12 +319,12 @@ def reproduce(config: ReproduceConfig, *, stream: TextIO | None = None) -> Path:
             trained = []
             for method, mode in METHODS.items():
                 folder = config.out / f"{method}-seed{seed}"
-                _say(stream, f"[2/4] {method} seed {seed} ({config.rl_steps} steps) -> {folder}")
+                _say(stream, f"[rl] {method} seed {seed} ({config.rl_steps} steps) -> {folder}")
                 trained.append(Model(method, mode, seed, _train(rl_config(config, method, seed, sft, envs))))
             _evaluate_tiers(config, trained, envs, early, stream)
             models += trained
         _evaluate_tiers(config, models, envs, late, stream)
-    _say(stream, f"[4/4] report -> {config.report}")
+    _say(stream, f"[report] report -> {config.report}")
     return build_report(config)
 
 

@@ -27,7 +27,7 @@ class ReproduceConfig:
     machine, a few hours; ``pressure``: the same budget on two-hop questions under a context cap a
     single agent's pages overflow and one worker per hop fits, from a warm start that learned the
     one-hop questions first; ``gpu``: a bigger model and more steps for one GPU; ``smoke``:
-    seconds, for tests).
+    the whole pipeline on a 1-layer model, a minute or two on 2 idle cores, for tests).
     """
 
     preset: Preset = "cpu"

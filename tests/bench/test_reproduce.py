@@ -152,15 +152,15 @@ def test_each_seed_is_evaluated_as_soon_as_it_is_trained(repro):
 
     tiers = 4
     for seed, later in zip(config.seeds, [*config.seeds[1:], None]):
-        trained = first(f"[2/4] matpo seed {seed}")
+        trained = first(f"[rl] matpo seed {seed}")
         for method, mode in (("grpo", "single"), ("matpo", "matpo")):
             for tier in range(1, tiers):
-                evaluated = first(f"[3/4] evaluate {method} ({mode}, seed {seed}) [tier {tier}/{tiers}")
+                evaluated = first(f"[eval] evaluate {method} ({mode}, seed {seed}) [tier {tier}/{tiers}")
                 assert trained < evaluated
                 if later is not None:
-                    assert evaluated < first(f"[2/4] grpo seed {later}")
-    assert first(f"[3/4] evaluate grpo (single, seed {config.seeds[0]}) [tier {tiers}/{tiers}") > first(
-        f"[2/4] matpo seed {config.seeds[-1]}")
+                    assert evaluated < first(f"[rl] grpo seed {later}")
+    assert first(f"[eval] evaluate grpo (single, seed {config.seeds[0]}) [tier {tiers}/{tiers}") > first(
+        f"[rl] matpo seed {config.seeds[-1]}")
 
 
 def test_both_methods_start_from_the_second_sft_stage(repro):
@@ -184,8 +184,8 @@ def test_both_methods_start_from_the_second_sft_stage(repro):
         for seed in config.seeds:
             assert recorded(f"{algo}-seed{seed}", config.rl_steps)["init_from"] == str(second)
     lines = (config.out.parent / "stages.log").read_text().splitlines()
-    assert lines[1] == f"[1/4] SFT second stage ({config.sft_tune_steps} steps) -> {config.out / 'sft-tune'}"
-    assert lines[0].startswith("[1/4] SFT warm start") and lines[2].startswith("[3/4] evaluate sft")
+    assert lines[1] == f"[sft] SFT second stage ({config.sft_tune_steps} steps) -> {config.out / 'sft-tune'}"
+    assert lines[0].startswith("[sft] SFT warm start") and lines[2].startswith("[eval] evaluate sft")
 
 
 def test_both_methods_get_the_same_budget(repro):
