@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from matpo_gym.tools.base import Tool, ToolError
@@ -55,6 +56,9 @@ def cached_tools(tools: Mapping[str, Tool], spec: ToolsSpec, *, site: str = "") 
             f"tools.cache_path is required when tools.cache_mode is {spec.cache_mode!r}: "
             "name the SQLite file of recorded tool results (or set cache_mode = 'off')."
         )
+    if spec.cache_mode == "replay" and not Path(spec.cache_path).is_file():
+        raise ValueError(f"Nothing to replay: the tool cache {spec.cache_path} does not exist (record it first with "
+                         "cache_mode 'record' or 'read_write').")
     cache = shared_cache(spec.cache_path)
     return {
         name: CachedTool(

@@ -119,8 +119,9 @@ def test_recorded_tool_results_replay_exactly(tmp_path):
     assert [r["trajectories"] for r in recorded] == [r["trajectories"] for r in replayed]
     assert all(r["stats"]["tool_errors"] == 0 for r in replayed)
 
-    run(RunConfig(name="miss", mode="single", limit=2, out=tmp_path, quiet=True,
-                  tool_cache=str(tmp_path / "empty.sqlite"), cache_mode="replay"))
+    # another world's calls are not in the recording: each is a clear miss
+    run(RunConfig(name="miss", env="world-gaia", mode="single", limit=2, out=tmp_path, quiet=True,
+                  tool_cache=cache, cache_mode="replay"))
     missed = read_records(tmp_path / "miss" / "single.jsonl")
     assert all(r["stats"]["tool_errors"] > 0 for r in missed)
     assert "not in the replay cache" in json.dumps(missed[0]["trajectories"])
@@ -336,3 +337,10 @@ def test_question_scores_come_in_task_order_whatever_order_the_file_holds():
     assert list(question_means(records)) == ["q1", "q10", "q2"]
     assert list(question_means(records[::-1])) == ["q1", "q10", "q2"]
     assert list(question_changes(records[::-1], records)) == ["q1", "q10", "q2"]
+
+
+def test_a_replay_of_a_tool_cache_that_does_not_exist_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="Nothing to replay: the tool cache .*typo.sqlite does not exist"):
+        run(RunConfig(mode="single", limit=1, out=tmp_path / "runs", cache_mode="replay",
+                      tool_cache=tmp_path / "typo.sqlite", quiet=True))
+    assert not (tmp_path / "typo.sqlite").exists() and not (tmp_path / "runs").exists()

@@ -33,7 +33,7 @@ from matpo_gym.tools import (
     run_tool,
 )
 from matpo_gym.tools import cache as cache_module
-from matpo_gym.tools.cache import CachedTool, ToolCache, canonical_arguments
+from matpo_gym.tools.cache import CachedTool, ToolCache, canonical_arguments, shared_cache
 from matpo_gym.tools.web import cached_tools, tool_namespace, web_tools
 from matpo_gym.tools.web_search import WebSearch
 
@@ -641,6 +641,7 @@ def test_a_replay_of_web_tools_needs_no_search_engine(tmp_path: Path, monkeypatc
     monkeypatch.setattr(web_search, "DDGSException", None)  # as where the web extra is not installed
     with pytest.raises(ImportError, match="ddgs"):
         web_tools(ToolsSpec(backend="web"))
+    shared_cache(str(tmp_path / "c.sqlite"))  # a recording that holds no search
     tools = web_tools(ToolsSpec(backend="web", cache_mode="replay", cache_path=str(tmp_path / "c.sqlite")))
     assert outcome(tools["search"], {"query": "x"})[2] == "tool_error"  # not recorded: a clear miss
 
