@@ -31,6 +31,7 @@ class ReproduceConfig:
     """
 
     preset: Preset = "cpu"
+    """Which preset fills every setting left out (see above)."""
     out: Path = Path("runs/reproduce")
     """Run folder: envs, model, checkpoints, metrics, evaluation records."""
     report: Path = Path("leaderboards/reproduce")
@@ -51,7 +52,9 @@ class ReproduceConfig:
     on answers learned by heart, so it trains (and everything is evaluated) on a world none of the
     demonstrations come from."""
     seeds: tuple[int, ...] | None = None
+    """RL seeds: each trains both methods from the same warm start (at least 3 for the report's intervals)."""
     noise_rates: tuple[float, ...] | None = None
+    """Tool-noise rates of the evaluation grid; the first must be 0."""
     context_sweep: tuple[int, ...] | None = None
     """Evaluation context budgets for the pressure sweep (noise 0, first eval family)."""
     eval_questions: int | None = None
@@ -59,7 +62,6 @@ class ReproduceConfig:
     eval_samples: int | None = None
     """Sampled episodes per question (temperature 1, the policy RL trains) of the first family at
     noise 0, besides the greedy grid: the held-out reward RL maximises. 0 skips that cell."""
-    # pressure knobs
     filler_paragraphs: int | None = None
     """Irrelevant paragraphs per page: page length."""
     browse_max_chars: int | None = None
@@ -67,23 +69,27 @@ class ReproduceConfig:
     search_top_k: int | None = None
     """Results per search call."""
     context_tokens: int | None = None
+    """Context budget of every role in training and the main evaluation (see ``context_limit``)."""
     context_limit: ContextLimit | None = None
     """How ``context_tokens`` binds. ``window``: each call's prompt is fitted to it by dropping the
     middle of the conversation (a worker over it is asked for its summary). ``total``: every role's
     whole conversation is also capped at it, as in a real context window (the paper's setting): a
     single agent or planner over it is stopped, a worker asked for its summary."""
     summary_chars: int | None = None
+    """Longest worker report the planner reads (characters; longer ones are cut)."""
     decompose: bool | None = None
     """SFT's scripted planner sends one worker per hop, so each worker reads one page and the
     planner only their reports; off, one worker gets the whole question and reads every page."""
-    # model
     hidden_size: int | None = None
+    """Width of the tiny Llama built for the run."""
     num_layers: int | None = None
+    """Its decoder layers."""
     vocab_size: int | None = None
+    """Its tokenizer's vocabulary, trained on an offline world no env plays."""
     num_entities: int | None = None
     """World size, shared by the envs and the tokenizer's training text."""
-    # budget (identical for both methods)
     sft_steps: int | None = None
+    """Steps of the first SFT stage (this and every budget below is the same for both methods)."""
     sft_difficulty: str | None = None
     """Difficulty of the SFT demonstrations' questions (``""`` keeps all); easier than
     ``difficulty``, SFT is a curriculum: a tiny model that imitates two-hop questions from scratch
@@ -95,30 +101,41 @@ class ReproduceConfig:
     sft_tune_lr: float | None = None
     """Peak learning rate of the second stage (cosine schedule, as the first)."""
     sft_demos: int | None = None
+    """Scripted episodes per mode and world the demonstrations come from (the correct ones are kept)."""
     sft_lr: float | None = None
+    """Peak learning rate of the first SFT stage (cosine schedule)."""
     sft_batch_size: int | None = None
+    """Demonstrations per SFT step."""
     sft_worlds: int | None = None
     """Offline worlds the SFT demonstrations come from (more worlds, more names to copy, not memorise)."""
     sft_context_weight: float | None = None
     """SFT loss weight of the tokens the model reads (prompts, pages) relative to those it writes."""
     rl_steps: int | None = None
+    """RL steps of each method and seed."""
     questions_per_step: int | None = None
+    """Training questions per RL step."""
     group_size: int | None = None
+    """Rollouts per question (G): advantages compare them."""
     rl_lr: float | None = None
+    """RL learning rate (constant)."""
     rl_kl_coef: float | None = None
     """KL penalty to the SFT warm start. At a constant lr, RL's held-out gain peaks and then fades
     as the policy drifts; the anchor keeps it (0 keeps no reference model)."""
     max_new_tokens: int | None = None
+    """Longest turn the model may generate (refused below the longest demonstrated turn)."""
     turns: int | None = None
     """Turn limit of every role (planner, worker, single agent)."""
     format_weight: float | None = None
+    """Reward share of a well-formed episode, beside correctness."""
     eval_every: int | None = None
+    """RL steps between learning-curve evaluations."""
     curve_questions: int | None = None
     """Held-out questions of the learning-curve evaluation during training."""
     curve_samples: int | None = None
     """Sampled rollouts of each curve question (the policy RL trains, at temperature 1), besides the
     greedy one: the held-out reward RL maximises, which moves before the greedy answers flip."""
     device: str = "auto"
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda``, ``cuda:1``..."""
     precision: Precision = "auto"
     """What training keeps and computes in, and evaluation computes in (see ``matpo-bench train
     --precision``): ``auto`` is ``bf16-mixed`` where bfloat16 is native. How a run computes, not what
@@ -131,6 +148,7 @@ class ReproduceConfig:
     """Other runs of these settings (another ``--out`` each) whose sampled changes the report pools
     with this run's: three seeds of a small preset can favour either method by chance."""
     quiet: bool = False
+    """No progress bars (the stage lines still print)."""
 
     def resolved(self) -> ReproduceConfig:
         """This config with every ``None`` filled from the preset."""
