@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         hint = " (MATPO_TRACEBACK=1 shows the whole traceback)" if isinstance(exc, PolicyFailure) else ""
+        if isinstance(exc, (PolicyFailure, PolicyUnavailable)):
+            hint += "\nmatpo-bench: finished results are saved; rerun the same command to resume."
         print(f"matpo-bench: error: {message}{hint}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:

@@ -229,7 +229,12 @@ def check_start(config: TrainConfig) -> None:
     """The weights a run starts from exist: a missing ``init_from`` is usually another recipe's
     checkpoint not trained yet, which the error names."""
     start = config.init_from
-    if start is None or Path(start).is_dir() or not _names_a_folder(start):
+    if start is not None and Path(start).is_dir():
+        if not (Path(start) / "config.json").is_file():
+            raise ConfigError(f"init_from {start} holds no config.json: give the folder of a checkpoint "
+                              "(checkpoints/step-N) or of a saved model")
+        return
+    if start is None or not _names_a_folder(start):
         return
     writer = recipe_writing(start)
     if writer is not None:

@@ -22,6 +22,7 @@ import functools
 import multiprocessing
 import os
 import random
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -198,6 +199,9 @@ class SFTTrainer:
         self.metrics = MetricsLog(cfg.out / "metrics.jsonl")
         self.spec = env_spec_for(cfg, cfg.env)
         specs = self.demonstration_specs()
+        if not cfg.quiet and self.parallel.is_main:
+            print(f"sft: playing up to {cfg.sft_demos:,} scripted episodes per mode in each of {len(specs)} "
+                  "world(s) for the demonstrations...", file=sys.stderr, flush=True)
         self.samples = self.collect(specs)
         # what every checkpoint of this run records it imitated (its start's record is read once)
         self.imitated = world_record(specs, cfg.init_from or cfg.model)

@@ -76,3 +76,12 @@ def test_gym_make_takes_a_noise_rate():
         gym.make("matpo/world-tiny-v0", noise="high")
     with pytest.raises(ValueError):
         gym.make("matpo/world-tiny-v0", noise=1.5)
+
+
+def test_an_env_file_that_is_not_utf8_is_named(tmp_path):
+    from matpo_gym.config import ConfigError
+
+    bad = tmp_path / "latin.toml"
+    bad.write_bytes('description = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin\.toml: not UTF-8 text"):
+        load_env_spec(str(bad))

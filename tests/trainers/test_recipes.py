@@ -62,3 +62,12 @@ def test_a_run_from_a_checkpoint_not_trained_yet_names_the_recipe_that_writes_it
     assert "init_from nowhere/at/all does not exist; give the folder" in capsys.readouterr().err
     assert main(["train", "--recipe", "tiny-grpo", "--dry-run"]) == 0  # a plan of the pipeline is fine
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_init_from_folder_without_a_model_is_named(tmp_path, capsys):
+    from matpo_gym.cli import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--recipe", "tiny-grpo", "--init-from", str(tmp_path / "empty"),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "holds no config.json: give the folder of a checkpoint" in capsys.readouterr().err
