@@ -8,6 +8,7 @@ models on the same questions is bootstrapped over those questions, each its own 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -40,6 +41,8 @@ CURVES = {"reward": "training reward", "eval_accuracy": "held-out accuracy, gree
           "eval_sampled_accuracy": "held-out accuracy, sampled"}
 """Learning-curve metrics of the trainers' logs -> panel title."""
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -60,8 +63,12 @@ class Cell:
 
 def _records(path: Path) -> list[dict[str, Any]]:
     """A records file's complete lines: a report of a run cut short mid-write still builds (the
-    rerun that finishes the run repairs the file)."""
-    return read_jsonl(path)[0]
+    rerun that finishes the run repairs the file), with a warning that says which file was cut."""
+    records, cut = read_jsonl(path)
+    if cut:
+        log.warning("%s: a line does not parse (a write cut short?); the report counts its %d complete records, "
+                    "and rerunning the same reproduce command replays the missing ones", path, len(records))
+    return records
 
 
 def cell_files(out: Path, method: str, mode: str, seeds: Sequence[int], label: str, rate: float) -> list[Path]:

@@ -475,7 +475,7 @@ def test_a_run_stopped_before_rl_gives_no_relative_gain_and_no_reason_it_did_not
     assert gain_row.split(" | ")[1:] == ["n/a"] * len(config.eval_families) + ["n/a |"]
 
 
-def test_a_line_cut_short_by_a_crash_leaves_the_report_as_without_it(repro, tmp_path):
+def test_a_line_cut_short_by_a_crash_leaves_the_report_as_without_it(repro, tmp_path, caplog):
     """A crash mid-write leaves half a JSON line at the end of a records file; the report of that
     run still builds, from the complete records."""
     import shutil
@@ -488,6 +488,7 @@ def test_a_line_cut_short_by_a_crash_leaves_the_report_as_without_it(repro, tmp_
         with path.open("a") as handle:
             handle.write('{"key": "half-writ')
     reproduce(ReproduceConfig(out=cut, report=tmp_path / "report", report_only=True))
+    assert f"{evaluation}: a line does not parse" in caplog.text  # said, not silent
     before = json.loads((config.report / "report.json").read_text())
     after = json.loads((tmp_path / "report" / "report.json").read_text())
     for name in ("table", "noise", "sampled", "curves", "stability", "progress"):
