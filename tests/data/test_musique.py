@@ -179,7 +179,7 @@ def test_musique_errors(tmp_path, hub_offline):
         load_musique(path=None)
     message = str(error.value)
     for text in ["no hub copy", "github.com/StonyBrookNLP/musique", "musique_ans_v1.0_",
-                 "envs/musique.toml", "[source]", "path =", "world-musique"]:
+                 'extends = "musique"', "[source]", "path =", "world-musique"]:
         assert text in message, f"{text!r} not in: {message}"
     with pytest.raises(DatasetUnavailable, match="does not exist.*StonyBrookNLP"):
         load_musique(path=tmp_path / "nowhere.jsonl")
@@ -237,7 +237,7 @@ def test_matpo_data_errors(tmp_path, hub_offline):
     with pytest.raises(DatasetUnavailable) as error:
         benchmarks.load("matpo_data", path=None, split="train")
     message = str(error.value)
-    for text in ["veggiebird/MATPO-data", "huggingface-cli download", "envs/matpo-data.toml",
+    for text in ["veggiebird/MATPO-data", "huggingface-cli download", 'extends = "matpo-data"',
                  "[source]", "path =", "world-musique"]:
         assert text in message, f"{text!r} not in: {message}"
     with pytest.raises(DatasetUnavailable, match="no split 'test'; known splits: train"):
