@@ -86,21 +86,24 @@ def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = a
     total = sum(sizes)
     if total <= limit:
         return Fitted(tuple(messages), total, 0, 0)
-    if messages and sizes[0] + MESSAGE_OVERHEAD >= limit:
+    floor = message_tokens(Message("user", CUT_MARKER), count)  # a message cut to nothing but its marker
+    note_tokens = message_tokens(_note(len(messages)), count)
+    if messages and sizes[0] + 2 * floor + note_tokens > limit:
         raise ValueError(f"A context budget of {limit} tokens cannot hold the system prompt ({sizes[0]} tokens) "
                          "and a question; raise the env's context_tokens (or the role's own budget).")
     head_len = min(2, len(messages))
     head = list(messages[:head_len])
     if len(messages) <= head_len:
         # only the head is there and it alone is too long: cut the first user message
-        first, cut_chars = _cut_content(head[-1], max(limit - sum(sizes[:-1]), MESSAGE_OVERHEAD + 1), count)
+        first, cut_chars = _cut_content(head[-1], max(limit - sum(sizes[:-1]), floor), count)
         head[-1] = first
         return Fitted(tuple(head), sum(sizes[:-1]) + message_tokens(first, count), 0, cut_chars)
-    note_tokens = message_tokens(_note(len(messages)), count)
     cut_chars = 0
-    keep = max(limit - sizes[0] - note_tokens - min(sizes[-1], limit // 4), min(sizes[1], limit // 4))
+    # the question's floor never pushes the head past what leaves the latest message its marker
+    spare = limit - sizes[0] - note_tokens - floor
+    keep = max(limit - sizes[0] - note_tokens - min(sizes[-1], limit // 4), min(sizes[1], limit // 4, spare))
     if head_len == 2 and sizes[1] > keep:
-        head[1], cut_chars = _cut_content(head[1], max(keep, MESSAGE_OVERHEAD + 1), count)
+        head[1], cut_chars = _cut_content(head[1], max(keep, floor), count)
     head_tokens = sum(message_tokens(m, count) for m in head)
     budget = limit - head_tokens - note_tokens
     tail: list[Message] = []
@@ -111,7 +114,7 @@ def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = a
         tail.insert(0, messages[index])
         tail_tokens += sizes[index]
     if not tail:
-        latest, cut_latest = _cut_content(messages[-1], max(budget, MESSAGE_OVERHEAD + 1), count)
+        latest, cut_latest = _cut_content(messages[-1], max(budget, floor), count)
         tail, tail_tokens, cut_chars = [latest], message_tokens(latest, count), cut_chars + cut_latest
     dropped = len(messages) - head_len - len(tail)
     out = head + ([_note(dropped)] if dropped else []) + tail

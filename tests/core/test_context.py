@@ -71,3 +71,14 @@ def test_a_budget_smaller_than_the_system_prompt_is_a_clear_error():
     messages = [Message("system", "rule " * 480), Message("user", "Question: who?"), Message("tool", "x")]
     with pytest.raises(ValueError, match="cannot hold the system prompt .484 tokens. and a question; raise"):
         fit_context(messages, 300)
+
+
+def test_a_fitted_prompt_stays_within_its_budget_whatever_the_sizes():
+    for system_words in (10, 200, 420, 540):
+        for question_words in (5, 60, 400):
+            for tool_words in (3, 100, 2000):
+                messages = [Message("system", "rule " * system_words), Message("user", "q " * question_words),
+                            Message("assistant", "call"), Message("tool", "r " * tool_words)]
+                fitted = fit_context(messages, 600)
+                assert fitted.tokens <= 600, (system_words, question_words, tool_words, fitted.tokens)
+                assert fitted.tokens == sum(approx_tokens(m.content) + MESSAGE_OVERHEAD for m in fitted.messages)
