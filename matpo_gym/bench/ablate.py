@@ -155,14 +155,8 @@ class AblateConfig:
         return modes
 
     def ablation_name(self) -> str:
-        """The folder of the grid's summary; overrides and switch axes change it, so two grids
-        never overwrite each other's ``ablation.json`` (their cells already have folders of their own)."""
         base = f"{Path(self.env).stem}-{policy_slug(self.policy)}{kinds_slug(self.noise_kinds)}-seed{self.seed}"
-        if self.set:
-            base = f"{base}-{overrides_slug(self.set)}"
-        if self.vary:
-            base = f"{base}-vary-{overrides_slug(self.vary)}"
-        return self.name or base
+        return self.name or (f"{base}-{overrides_slug(self.set)}" if self.set else base)
 
     def cell_folder(self, rate: float, settings: Settings = ()) -> str:
         """The cell's run folder, relative to the ablation folder: one per settings and rate."""

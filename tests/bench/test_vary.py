@@ -217,11 +217,3 @@ def test_varying_the_repeats_scores_each_cell_on_its_own_episodes(tmp_path):
     assert (one.n, one.episodes) == (2, 2) and (three.n, three.episodes) == (2, 6)
     meta = json.loads((tmp_path / "r" / "eval.repeats=3" / "noise0" / "run.json").read_text())
     assert meta["samples"] == 3 and meta["env_spec"]["eval"]["repeats"] == 3
-
-
-def test_two_grids_of_other_axes_keep_their_summaries_apart():
-    from matpo_gym.bench.ablate import AblateConfig
-
-    names = {AblateConfig(vary=vary).ablation_name() for vary in ((), ("query_recap=on,off",),
-                                                                   ("limits.worker_turns=2,4",))}
-    assert len(names) == 3 and sum("-vary-" in name for name in names) == 2
