@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -260,32 +262,50 @@ HOW_NOT_WHAT = ("recipe", "out", "steps", "save_every", "device", "precision", "
 """Settings a run may resume under other values of: where and how it computes, and how long it runs."""
 
 PLACES = {"model": 3, "init_from": 3, "env": 2, "eval_env": 2}
-"""Settings that name a file or folder, and how many of a path's last parts say what it is: the
-same place when those agree (a moved run folder, a catalogue name or its file), since the rest of
-a path says where (``.../sft/checkpoints/step-N``, ``envs/NAME.toml``)."""
+"""Settings that name a file or folder, and how many of a path's last parts say what it is once the
+folder has moved (``.../sft/checkpoints/step-N``, ``envs/NAME.toml``)."""
 
 
-def _place(value: Any) -> tuple[str, ...]:
-    text = str(value)
-    return Path(text[: -len(".toml")] if text.endswith(".toml") else text).parts
+def _located(value: str, setting: str) -> Path:
+    """A catalogue env name as its file; a path as it is."""
+    if setting in ("env", "eval_env") and not value.endswith(".toml"):
+        from matpo_gym.catalogue import CatalogueError, resolve
+
+        try:
+            return resolve("envs", value)
+        except CatalogueError:
+            pass
+    return Path(value)
 
 
-def _same_place(a: Any, b: Any, depth: int = 3) -> bool:
-    """
-    >>> _same_place("world-tiny", "envs/world-tiny.toml")
+def _digest(folder: Path) -> str | None:
+    """A model folder's identity: its config.json (a copy of the folder has the same one)."""
+    config = folder / "config.json"
+    return hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None
+
+
+def _same_place(a: Any, b: Any, setting: str = "model") -> bool:
+    """Whether two spellings of a file or folder setting name the same thing: the same file, a
+    model folder and its copy, or a moved folder whose last :data:`PLACES` parts agree.
+
+    >>> _same_place("world-tiny", "envs/world-tiny.toml", "env")
     True
-    >>> _same_place("runs/r/sft/checkpoints/step-9", "/moved/r/sft/checkpoints/step-9")
+    >>> _same_place("runs/r/sft/checkpoints/step-9", "/moved/r/sft/checkpoints/step-9", "init_from")
     True
+    >>> _same_place("world-frames", "/tmp/exp/world-frames.toml", "env"), _same_place("tiny", "/elsewhere/tiny")
+    (False, False)
     >>> _same_place("Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-3B")
     False
     """
     if a is None or b is None:
         return a is b
-    if str(a) == str(b) or Path(str(a)).resolve() == Path(str(b)).resolve():
+    x, y = _located(str(a), setting), _located(str(b), setting)
+    if str(a) == str(b) or x.resolve() == y.resolve():
         return True
-    x, y = _place(a), _place(b)
-    depth = min(len(x), len(y), depth)
-    return x[-depth:] == y[-depth:]
+    if x.is_dir() and y.is_dir():
+        return _digest(x) is not None and _digest(x) == _digest(y)
+    depth = PLACES.get(setting, 3)
+    return len(x.parts) >= depth and len(y.parts) >= depth and x.parts[-depth:] == y.parts[-depth:]
 
 
 def resume_changes(saved: dict[str, Any], config: TrainConfig) -> list[str]:
@@ -298,7 +318,7 @@ def resume_changes(saved: dict[str, Any], config: TrainConfig) -> list[str]:
         if name in HOW_NOT_WHAT or name not in saved:
             continue
         old = saved[name]
-        same = (_same_place(old, value, PLACES[name]) if name in PLACES
+        same = (_same_place(old, value, name) if name in PLACES
                 else json.dumps(old) == json.dumps(value, default=str))
         if not same:
             changes.append(f"{name}: {old!r} -> {value!r}")
@@ -321,9 +341,9 @@ def claim_out_folder(config: TrainConfig, *, write: bool = True) -> None:
             shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
             raise ConfigError(f"{config.out} holds checkpoints trained with other settings ({shown}); "
                               "give another --out, or delete the folder to start again")
-    if write:
+    if write and int(os.environ.get("RANK", "0")) == 0:  # one writer under a multi-process launch
         record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f".{RUN_RECORD}.tmp")
+        tmp = record.with_name(f".{RUN_RECORD}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(run_metadata(config), indent=2, default=str) + "\n", encoding="utf-8")
         tmp.replace(record)
 

@@ -336,15 +336,19 @@ def test_a_folder_resumes_only_the_run_its_checkpoints_come_from(tiny_model_dir,
     main(config())
     assert json.loads((tmp_path / "run" / "train.json").read_text())["lr"] == 1e-3
     # a copied recipe that kept out, another env: refused before anything loads, by the dry run too
-    for changed, named in ((dict(lr=3e-4), "lr: 0.001 -> 0.0003"), (dict(env="world-gaia"), "env: 'world-tiny'")):
+    edited = tmp_path / "world-tiny.toml"  # a file of the catalogue env's name, elsewhere: another env
+    edited.write_text('extends = "world-tiny"\n[limits]\nsingle_turns = 2\n')
+    for changed, named in ((dict(lr=3e-4), "lr: 0.001 -> 0.0003"), (dict(env="world-gaia"), "env: 'world-tiny'"),
+                           (dict(env=str(edited)), "env: 'world-tiny'")):
         with pytest.raises(ConfigError, match="holds checkpoints trained with other settings.*" + named):
             main(config(steps=2, **changed))
         with pytest.raises(ConfigError, match="other settings"):
             make_plan(config(steps=2, **changed))
     # more steps, another device or precision, the model's folder moved: the same run, resumed
+    import shutil
+
     moved = tmp_path / "moved" / tiny_model_dir.name
-    moved.parent.mkdir()
-    moved.symlink_to(tiny_model_dir, target_is_directory=True)
+    shutil.copytree(tiny_model_dir, moved)  # a real copy: another path, the same model
     main(config(steps=2, precision="fp32", device="cpu", model=str(moved)))
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2]
