@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from matpo_gym.bench.results import write_bytes_atomic
+from matpo_gym.bench.run_folder import UnreadableRun
 from matpo_gym.bench.store import ResultsStore, StoredRun, StoreError
 
 PLOT_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
@@ -332,7 +333,7 @@ def leaderboard_build(config: LeaderboardBuildConfig, *, stream: TextIO | None =
         for folder, by_pattern in folders.items():
             try:
                 imported += store.import_run(folder)
-            except StoreError as exc:
+            except UnreadableRun as exc:
                 if not by_pattern:  # a folder named on its own must import
                     raise
                 skipped.append(str(exc))  # one unfinished or broken run in runs/* does not stop the rest

@@ -20,9 +20,34 @@ RESUME_SETTINGS = ("env", "policy", "noise", "noise_kinds", "split", "seed", "ju
 """Settings that decide what a record is: a folder's results resume only under the same ones
 (``limit`` and ``samples`` may grow: they add records, and the summary follows the plan)."""
 
-WHERE_NOT_WHAT = ("root", "description", "mode", "tools.cache_path", "tools.cache_mode")
+WHERE_NOT_WHAT = ("root", "description", "mode", "tools.cache_path", "tools.cache_mode", "prompts.planner",
+                  "prompts.worker", "prompts.single", "prompts.worker_task")
 """Env spec fields that say where the file sits or how a run reads its tools, not what an episode
-is (``mode``: the run's ``--mode`` picks the modes played)."""
+is (``mode``: the run's ``--mode`` picks the modes played; the prompts' paths move with the package,
+so their texts are compared instead, see :func:`prompt_digests`)."""
+
+POLICY_HOW = ("args.concurrency", "args.timeout_s", "args.max_retries", "args.backoff_s", "args.base_url",
+              "args.api_key_env", "args.batch_size", "args.device", "args.gpu_memory_utilization",
+              "args.tensor_parallel_size", "description")
+"""Policy arguments that say where a policy runs or how fast, not what it answers: a run that
+failed on its endpoint resumes with fewer concurrent requests, a longer timeout or a restarted
+server."""
+
+
+def prompt_digests(spec: Any) -> dict[str, str]:
+    """A digest of the text of each of an env spec's prompt files, so an edited prompt counts as
+    another env wherever the package sits."""
+    import hashlib
+
+    from matpo_gym.envs.spec import PROMPT_FILES
+
+    digests = {}
+    for which in PROMPT_FILES:
+        try:
+            digests[which] = hashlib.sha256(spec.prompt_text(which).encode("utf-8")).hexdigest()[:16]
+        except Exception:  # noqa: BLE001 - a prompt the env cannot read fails when the env is made
+            continue
+    return digests
 
 
 def policy_slug(policy: str) -> str:
@@ -74,10 +99,11 @@ def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix[:-1], value
 
 
-def spec_changes(before: Any, now: Any) -> list[str]:
+def spec_changes(before: Any, now: Any, *, how: Sequence[str] = WHERE_NOT_WHAT, either: bool = False) -> list[str]:
     """Dotted fields whose values differ between two recorded settings (env specs, policy
-    settings), leaving out :data:`WHERE_NOT_WHAT` and fields only one of them has (a field newer
-    than the older record).
+    settings), leaving out ``how`` (:data:`WHERE_NOT_WHAT`) and, unless ``either``, fields only one
+    of them has (a field newer than the older record; a policy's arguments compare with ``either``:
+    an argument removed falls back to another value).
 
     >>> spec_changes({"limits": {"worker_turns": 6}, "root": "a"}, {"limits": {"worker_turns": 2}, "root": "b"})
     ['limits.worker_turns']
@@ -85,11 +111,16 @@ def spec_changes(before: Any, now: Any) -> list[str]:
     if not isinstance(before, dict) or not isinstance(now, dict):
         return []
     old, new = dict(_leaves(before)), dict(_leaves(now))
-    return sorted(k for k in old.keys() & new.keys() if k not in WHERE_NOT_WHAT and old[k] != new[k])
+    keys = old.keys() | new.keys() if either else old.keys() & new.keys()
+    return sorted(k for k in keys if k not in how and old.get(k, _MISSING) != new.get(k, _MISSING))
+
+
+_MISSING = object()
 
 
 def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any] | None = None,
-                 env_spec: dict[str, Any] | None = None, policy: dict[str, Any] | None = None) -> None:
+                 env_spec: dict[str, Any] | None = None, policy: dict[str, Any] | None = None,
+                 prompts: dict[str, str] | None = None) -> None:
     """Refuse to add episodes to a run folder whose results were played with other overrides,
     other :data:`RESUME_SETTINGS` (``settings``: this run's config as a dict), another env spec
     (an edited env file) or other policy settings (an edited catalogue entry, ``policy``). The env
@@ -132,8 +163,10 @@ def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any
         was = ", ".join(f"{k}={old[k]!r}" for k in differ)
         is_ = ", ".join(f"{k}={new.get(k)!r}" for k in differ)
         raise ValueError(f"{folder} holds results played with {was}, not {is_}; give another --name or --out")
-    edited = [f"env {k}" for k in env_changes] + [f"policy {k}" for k in spec_changes(meta.get("policy_settings"),
-                                                                                      policy)]
+    policy_changes = spec_changes(meta.get("policy_settings"), policy, how=POLICY_HOW, either=True)
+    prompt_changes = spec_changes(meta.get("prompt_digests"), prompts)
+    edited = ([f"env {k}" for k in env_changes] + [f"env prompt {k}" for k in prompt_changes]
+              + [f"policy {k}" for k in policy_changes])
     if edited:
         shown = ", ".join(edited[:6]) + (f" and {len(edited) - 6} more" if len(edited) > 6 else "")
         raise ValueError(f"{folder} holds results played with other settings than the env and policy files "

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from matpo_gym.bench.protocol import PlannedEpisode
 from matpo_gym.bench.results import ResultsFile, write_json_atomic
-from matpo_gym.bench.resume import check_resume, policy_settings, policy_slug
+from matpo_gym.bench.resume import check_resume, policy_settings, policy_slug, prompt_digests
 from matpo_gym.bench.summary import ModeSummary, format_categories, format_table, summarize
 from matpo_gym.config import to_dict
 from matpo_gym.core.trajectory import EpisodeResult
@@ -236,10 +236,13 @@ def run(
     spec = config.env_spec()
     samples = config.sample_count(spec)
     noise = config.noise_config()
+    policy_given = policy
     policy = policy or load_policy(config.policy)
     folder = config.out / config.run_name()
-    catalogue_entry = policy_settings(config.policy)
-    check_resume(folder, config.set, to_dict(config), to_dict(spec), catalogue_entry)
+    # a policy handed in is described by its caller's settings, not by the catalogue entry config.policy names
+    catalogue_entry = policy_settings(config.policy) if policy_given is None else None
+    prompts = prompt_digests(spec)
+    check_resume(folder, config.set, to_dict(config), to_dict(spec), catalogue_entry, prompts)
     scorer = None
     if config.judge is not None:
         fallback = get_scorer(spec.scoring.scorer).primary
@@ -263,6 +266,7 @@ def run(
         "env_spec": to_dict(spec),
         "policy": policy.name,
         "policy_settings": catalogue_entry,
+        "prompt_digests": prompts,
         "versions": versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "argv": sys.argv,

@@ -19,6 +19,10 @@ class StoreError(ValueError):
     """A run folder, results file or store file that cannot be read as one."""
 
 
+class UnreadableRun(StoreError):
+    """A run folder that cannot be read (yet): unfinished, or a file in it cut or corrupt."""
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """A run folder read from disk: its ``run.json``, records per mode and claimed summaries."""
@@ -54,18 +58,18 @@ class RunFolder:
         try:
             return [PlannedEpisode(**episode) for episode in episodes]
         except TypeError as exc:
-            raise StoreError(f"Corrupt {self.path / 'run.json'}: its {mode} plan ({exc}).") from None
+            raise UnreadableRun(f"Corrupt {self.path / 'run.json'}: its {mode} plan ({exc}).") from None
 
 
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StoreError(
+        raise UnreadableRun(
             f"{path.parent} has no {path.name} ({what}); is it a run folder written by `matpo-bench run`?"
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StoreError(f"Corrupt {path}: not valid JSON ({exc}).") from None
+        raise UnreadableRun(f"Corrupt {path}: not valid JSON ({exc}).") from None
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -77,7 +81,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"No results file at {path}.")
+        raise UnreadableRun(f"No results file at {path}.")
     records = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -86,15 +90,15 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise StoreError(
+                raise UnreadableRun(
                     f"Corrupt {path}, line {number}: not valid JSON ({exc.msg}). If a run was cut short, "
                     "rerun the same `matpo-bench run` command to repair and finish it."
                 ) from None
             if not isinstance(record, dict):
-                raise StoreError(f"Corrupt {path}, line {number}: expected a JSON object.")
+                raise UnreadableRun(f"Corrupt {path}, line {number}: expected a JSON object.")
             missing = [key for key in REQUIRED_RECORD_KEYS if key not in record]
             if missing:
-                raise StoreError(f"{path}, line {number}: the record has no {', '.join(map(repr, missing))}.")
+                raise UnreadableRun(f"{path}, line {number}: the record has no {', '.join(map(repr, missing))}.")
             records.append(record)
     return records
 
@@ -103,23 +107,23 @@ def load_run_folder(folder: Path | str) -> RunFolder:
     """Read a run folder, with a clear :class:`StoreError` for anything missing or corrupt."""
     path = Path(folder)
     if not path.exists():
-        raise StoreError(f"No run folder at {path}.")
+        raise UnreadableRun(f"No run folder at {path}.")
     if not path.is_dir():
-        raise StoreError(f"{path} is not a folder; give a run folder (`<out>/<name>/` of `matpo-bench run`).")
+        raise UnreadableRun(f"{path} is not a folder; give a run folder (`<out>/<name>/` of `matpo-bench run`).")
     meta = _read_json(path / "run.json", "the run's metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-        raise StoreError(f"Corrupt {path / 'run.json'}: expected an object with a 'config' table.")
+        raise UnreadableRun(f"Corrupt {path / 'run.json'}: expected an object with a 'config' table.")
     records: dict[str, list[dict[str, Any]]] = {
         mode: read_records(path / f"{mode}.jsonl")
         for mode in MODES if (path / f"{mode}.jsonl").is_file()
     }
     if not records:
         names = ", ".join(f"{mode}.jsonl" for mode in MODES)
-        raise StoreError(f"{path} has no results file ({names}); the run has not finished a question yet.")
+        raise UnreadableRun(f"{path} has no results file ({names}); the run has not finished a question yet.")
     summaries = None
     if (path / "summary.json").is_file():
         data = _read_json(path / "summary.json", "the run's summary")
         if not isinstance(data, list) or not all(isinstance(s, dict) and "mode" in s for s in data):
-            raise StoreError(f"Corrupt {path / 'summary.json'}: expected a list of per-mode summaries.")
+            raise UnreadableRun(f"Corrupt {path / 'summary.json'}: expected a list of per-mode summaries.")
         summaries = {s["mode"]: s for s in data}
     return RunFolder(path=path, meta=meta, records=records, summaries=summaries)

@@ -77,10 +77,11 @@ def conversation_tokens(messages: Sequence[Message], count: TokenCounter = appro
 def fit_context(messages: Sequence[Message], limit: int, count: TokenCounter = approx_tokens) -> Fitted:
     """Keep head (system + first user message) and the longest tail that fits in ``limit`` tokens.
 
-    The question and the latest message (a summary request, a tool result: what the model must act
-    on) are each sure of a quarter of the budget, or all they need when that is less. A first user
-    message too long to leave the latest its share is cut, and a latest message longer than what
-    is left after the head is cut; a system prompt over the whole budget is a configuration error.
+    A question shorter than a quarter of the budget stays whole; a longer one keeps at least a
+    quarter, and whatever the latest message (a summary request, a tool result: what the model
+    must act on) leaves of its own quarter. The latest message gets what the head leaves, cut to
+    fit (down to its cut marker when a long system prompt and question take nearly all). A budget
+    that cannot hold the system prompt and two cut messages is a configuration error.
     """
     sizes = [message_tokens(m, count) for m in messages]
     total = sum(sizes)

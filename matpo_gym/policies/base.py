@@ -70,8 +70,8 @@ def _where(exc: BaseException) -> str:
 
 
 def generate_checked(policy: Policy, prompts: Sequence[Prompt]) -> list[Completion]:
-    """``policy.generate(prompts)``, held to the protocol: one :class:`Completion` (or text) per
-    prompt, in order. Anything else, or an exception from inside the policy, becomes a
+    """``policy.generate(prompts)``, held to the protocol: one :class:`Completion` (or text, or an
+    object with a ``text``) per prompt, in order. Anything else, or an exception from inside the policy, becomes a
     :class:`PolicyFailure` naming the policy and the line; :class:`PolicyUnavailable` and a missing
     optional module pass through with their own messages."""
     name = getattr(policy, "name", type(policy).__name__)
@@ -86,7 +86,8 @@ def generate_checked(policy: Policy, prompts: Sequence[Prompt]) -> list[Completi
         raise PolicyFailure(f"policy {name!r} returned {got} for {len(prompts)} prompts; generate must return "
                             "a list with one Completion per prompt, in order")
     for index, completion in enumerate(completions):
-        if not isinstance(completion, (Completion, str)):
+        if not isinstance(completion, str) and not isinstance(getattr(completion, "text", None), str):
             raise PolicyFailure(f"policy {name!r} returned {type(completion).__name__} for prompt {index}; "
                                 "generate must return Completion objects (matpo_gym.policies.base.Completion)")
-    return [c if isinstance(c, Completion) else Completion(c) for c in completions]
+    # an object of the plugin's own with a text (and token fields) passes as it is, as the env reads it
+    return [Completion(c) if isinstance(c, str) else c for c in completions]

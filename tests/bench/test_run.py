@@ -344,3 +344,39 @@ def test_a_replay_of_a_tool_cache_that_does_not_exist_is_refused(tmp_path):
         run(RunConfig(mode="single", limit=1, out=tmp_path / "runs", cache_mode="replay",
                       tool_cache=tmp_path / "typo.sqlite", quiet=True))
     assert not (tmp_path / "typo.sqlite").exists() and not (tmp_path / "runs").exists()
+
+
+def test_what_a_policy_or_prompt_answers_is_compared_and_how_fast_it_runs_is_not(tmp_path):
+    import shutil
+
+    from matpo_gym.catalogue import builtin_dir
+
+    (tmp_path / "prompts").mkdir()
+    for name in ("compact-planner.md", "compact-worker.md", "compact-single.md", "worker_task.md"):
+        source = builtin_dir("envs") / "prompts" / name
+        if source.is_file():
+            shutil.copy(source, tmp_path / "prompts" / name)
+    (tmp_path / "mine.toml").write_text('extends = "world-tiny"\n[prompts]\nsingle = "prompts/compact-single.md"\n')
+    (tmp_path / "agent.toml").write_text('type = "random"\n[args]\nanswer_rate = 0.3\nseed = 1\n')
+    common = dict(env=str(tmp_path / "mine.toml"), policy=str(tmp_path / "agent.toml"), mode="single", limit=2,
+                  out=tmp_path / "runs", name="r", quiet=True)
+    run(RunConfig(**common))
+    (tmp_path / "agent.toml").write_text('type = "random"\n[args]\nanswer_rate = 0.3\n')  # seed back to its default
+    with pytest.raises(ValueError, match=r"policy args\.seed changed since"):
+        run(RunConfig(**common))
+    (tmp_path / "agent.toml").write_text('type = "random"\n[args]\nanswer_rate = 0.3\nseed = 1\n')
+    prompt = tmp_path / "prompts" / "compact-single.md"
+    prompt.write_text(prompt.read_text() + "\nAlways answer in French.\n")
+    with pytest.raises(ValueError, match=r"env prompt single changed since"):
+        run(RunConfig(**common))
+
+
+def test_a_run_of_an_env_whose_prompt_paths_moved_with_the_package_resumes(tmp_path):
+    run(RunConfig(env="world-tiny", mode="single", limit=1, out=tmp_path, name="r", quiet=True))
+    meta_path = tmp_path / "r" / "run.json"
+    meta = json.loads(meta_path.read_text())
+    for which in ("planner", "worker", "single", "worker_task"):  # as another checkout spells them
+        meta["env_spec"]["prompts"][which] = "/elsewhere/matpo_gym/catalogue/envs/" + meta["env_spec"]["prompts"][which]
+    meta_path.write_text(json.dumps(meta))
+    run(RunConfig(env="world-tiny", mode="single", limit=2, out=tmp_path, name="r", quiet=True))
+    assert len(read_records(tmp_path / "r" / "single.jsonl")) == 2

@@ -360,3 +360,15 @@ def test_a_pattern_skips_an_unfinished_run_and_a_named_one_is_refused(runs_dir, 
     assert f"Skipped: {unfinished} has no results file" in out
     with pytest.raises(StoreError, match="has no results file"):
         leaderboard_build(LeaderboardBuildConfig(runs=[str(unfinished)], store=None, out=tmp_path / "board"))
+
+
+def test_a_pattern_does_not_skip_a_run_name_collision(runs_dir, tmp_path):
+    import shutil
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(folders(runs_dir)[0], first / "x")
+    shutil.copytree(folders(runs_dir)[1], second / "x")
+    store = tmp_path / "s.sqlite"
+    leaderboard_build(LeaderboardBuildConfig(runs=str(first / "*"), store=store, out=tmp_path / "board"))
+    with pytest.raises(StoreError, match="already stored"):
+        leaderboard_build(LeaderboardBuildConfig(runs=str(second / "*"), store=store, out=tmp_path / "board"))

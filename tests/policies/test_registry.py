@@ -130,6 +130,17 @@ class Texts:
 
     def generate(self, prompts):
         return ["<answer>x</answer>" for _ in prompts]
+
+
+class Own:
+    name = "own"
+
+    class Reply:
+        def __init__(self, text):
+            self.text = text
+
+    def generate(self, prompts):
+        return [self.Reply("<answer>x</answer>") for _ in prompts]
 """
 
 
@@ -150,6 +161,7 @@ def test_a_plugin_that_breaks_in_generate_is_named_with_its_line(tmp_path, capsy
         assert "Traceback" not in err and "finished results are saved; rerun the same command to resume" in err
         assert re.search(message, err), err
     assert main([*common, "--mode", "single", "--policy", f"{plugin}:Texts"]) == 0  # plain text is a completion
+    assert main([*common, "--mode", "single", "--policy", f"{plugin}:Own", "--name", "own"]) == 0  # so is .text
 
 
 def test_a_policy_that_needs_a_missing_extra_says_what_to_install(tmp_path):
