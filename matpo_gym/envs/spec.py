@@ -214,14 +214,15 @@ class EnvSpec:
 
     def prompt_text(self, which: str) -> str:
         """The text of prompt template ``which`` (``planner``, ``worker``, ...), relative to the env
-        file; a relative path not there is the shipped catalogue's (a copy of a catalogue file, moved
-        elsewhere, keeps its prompts)."""
-        relative = Path(getattr(self.prompts, which))
-        path = Path(self.root) / relative
-        if not path.is_file() and not relative.is_absolute():
+        file; one not there is looked up in the shipped catalogue's ``prompts/`` (a copy of a catalogue
+        file moved elsewhere, or an env file written by another checkout, keeps its prompts)."""
+        named = Path(getattr(self.prompts, which))
+        path = Path(self.root) / named
+        if not path.is_file():
             from matpo_gym.catalogue import builtin_dir
 
-            shipped = builtin_dir("envs") / relative
+            # a relative path of a copied catalogue file, or an absolute one into another checkout's catalogue
+            shipped = builtin_dir("envs") / (named if not named.is_absolute() else Path(*named.parts[-2:]))
             path = shipped if shipped.is_file() else path
         try:
             return path.read_text(encoding="utf-8")

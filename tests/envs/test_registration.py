@@ -85,3 +85,13 @@ def test_an_env_file_that_is_not_utf8_is_named(tmp_path):
     bad.write_bytes('description = "caf\xe9"\n'.encode("latin-1"))
     with pytest.raises(ConfigError, match=r"latin\.toml: not UTF-8 text"):
         load_env_spec(str(bad))
+
+
+def test_prompts_named_by_another_checkouts_absolute_paths_are_the_shipped_ones():
+    import dataclasses
+    from pathlib import Path
+
+    spec = load_env_spec("world-tiny")
+    gone = "/gone/checkout/matpo_gym/catalogue/envs/prompts/" + Path(spec.prompts.planner).name
+    moved = spec.with_overrides(prompts=dataclasses.replace(spec.prompts, planner=gone))
+    assert moved.prompt_text("planner") == spec.prompt_text("planner")
