@@ -6,6 +6,7 @@ A recipe names its launch command (its ``launch`` key, else its first-line comme
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,11 @@ class Launch:
 
 
 def read_launch(path: Path | None) -> Launch:
-    """The launch command of a recipe: its ``launch`` key, else its first-line ``#`` comment."""
+    """The launch command of a recipe: its ``launch`` key, else its first-line ``#`` comment; or,
+    when this process was itself started by a launcher (``WORLD_SIZE`` set), what it started."""
+    started = running_launch()
+    if started is not None:
+        return started
     command = ""
     if path is not None:
         command = str(load_toml(path).get("launch", "")).strip()
@@ -33,6 +38,19 @@ def read_launch(path: Path | None) -> Launch:
             first = path.read_text(encoding="utf-8").splitlines()[:1]
             command = first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
     return parse_launch(command or "matpo-bench train")
+
+
+def running_launch() -> Launch | None:
+    """The processes and nodes ``accelerate launch`` or ``torchrun`` started this process among
+    (their ``WORLD_SIZE`` and ``LOCAL_WORLD_SIZE``), or None outside a launcher."""
+    try:
+        world = int(os.environ["WORLD_SIZE"])
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    except (KeyError, ValueError):
+        return None
+    if world < 1 or local < 1:
+        return None
+    return Launch("(this launch)", world, max(1, world // local), "torchrun")
 
 
 def parse_launch(command: str) -> Launch:

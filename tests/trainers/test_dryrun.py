@@ -247,3 +247,10 @@ def test_the_paper_recipes_use_checkpointing_and_vllm_and_hf_rollouts_say_what_t
     kept = make_plan(dataclasses.replace(config, gradient_checkpointing=False))
     precision = checkpointed.precisions[0]
     assert checkpointed.activation_bytes(precision)[0] < kept.activation_bytes(precision)[0] / 10
+
+
+def test_a_dry_run_started_by_a_launcher_plans_the_processes_it_runs_among(capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    code, out, _ = dry_run(capsys, "--algo", "grpo", "--env", "world-tiny")
+    assert code == 0 and "4 processes on 2 nodes" in out
