@@ -72,7 +72,9 @@ class RunConfig:
     tool_cache: str | None = None
     """SQLite file of tool results to reuse or record (see ``cache_mode``)."""
     cache_mode: Literal["off", "read_write", "record", "replay"] = "off"
-    """``replay`` answers every tool call from ``tool_cache`` (an exact offline rerun)."""
+    """``read_write`` reuses recorded results and records new ones (what ``off`` becomes when a
+    ``tool_cache`` is given), ``record`` always calls and records, ``replay`` answers every tool
+    call from ``tool_cache`` (an exact offline rerun)."""
     judge: str | None = None
     """Policy that grades answers as an LLM judge (e.g. a copy of ``policies/openai.toml``)."""
     judge_kind: Literal["simpleqa", "frames", "webwalker"] = "simpleqa"

@@ -126,7 +126,8 @@ class Plan:
         state = self.state_bytes(precision)
         held = state / self.launch.processes if cfg.sharding == "fsdp" else state
         layers, _, logits, per_logit = self.activation_bytes(precision)
-        engine = cfg.vllm_gpu_memory_utilization * REFERENCE_GPU_GIB * GIB if cfg.rollout_engine == "vllm" else 0
+        engine = (cfg.vllm_gpu_memory_utilization * REFERENCE_GPU_GIB * GIB
+                  if cfg.rollout_engine == "vllm" and cfg.algo != "sft" else 0)
         most = int(held + layers + logits + engine)
         if cfg.algo == "sft":
             return most, most
@@ -135,9 +136,10 @@ class Plan:
 
     def rollout_cache_bytes(self, precision: PrecisionPlan) -> int:
         """The HF engine's key/value cache for one process's share of ``rollout_batch`` sequences of
-        the longest model call, in the compute dtype (0 with vLLM, whose share is set apart)."""
+        the longest model call, in the compute dtype (0 with vLLM, whose share is set apart, and for
+        SFT, which generates nothing)."""
         shape = self.model.shape
-        if shape is None or self.config.rollout_engine != "hf":
+        if shape is None or self.config.rollout_engine != "hf" or self.config.algo == "sft":
             return 0
         per_token = 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim * precision.compute_bytes
         return self.rollout_sequences * self.max_call_tokens * per_token

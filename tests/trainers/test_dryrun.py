@@ -254,3 +254,8 @@ def test_a_dry_run_started_by_a_launcher_plans_the_processes_it_runs_among(capsy
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     code, out, _ = dry_run(capsys, "--algo", "grpo", "--env", "world-tiny")
     assert code == 0 and "4 processes on 2 nodes" in out
+
+
+def test_an_sft_plan_counts_no_rollout_cache(capsys):
+    code, out, _ = dry_run(capsys, "--recipe", "trainers/tiny-sft.toml")
+    assert code == 0 and "key/value cache" not in out
