@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from matpo_gym.trainers.config import TrainConfig, check, check_start, claim_out_folder, load_recipe
+from matpo_gym.trainers.config import TrainConfig, check, load_recipe
 from matpo_gym.trainers.recipe import Recipe
+from matpo_gym.trainers.resume import check_start, claim_out_folder
 
 TRAINERS: dict[str, str] = {
     "sft": "matpo_gym.trainers.sft:SFTTrainer",

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import TextIO
 
 from matpo_gym.envs.spec import EnvSpec
-from matpo_gym.trainers.config import TrainConfig, check, claim_out_folder, recipe_file
+from matpo_gym.trainers.config import TrainConfig, check, recipe_file
 from matpo_gym.trainers.launch import Launch, read_launch
 from matpo_gym.trainers.model_shape import ModelInfo, model_info
 from matpo_gym.trainers.precision import PrecisionPlan, resolve_precision
 from matpo_gym.trainers.recipe import env_spec_for
+from matpo_gym.trainers.resume import claim_out_folder
 
 GIB = 1024**3
 REFERENCE_GPU_GIB = 80
