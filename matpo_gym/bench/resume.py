@@ -9,12 +9,13 @@ may change.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from matpo_gym.envs.spec import MODES
+from matpo_gym.envs.spec import MODES, PROMPT_FILES
 
 RESUME_SETTINGS = ("env", "policy", "noise", "noise_kinds", "split", "seed", "judge", "judge_kind")
 """Settings that decide what a record is: a folder's results resume only under the same ones
@@ -37,9 +38,6 @@ server."""
 def prompt_digests(spec: Any) -> dict[str, str]:
     """A digest of the text of each of an env spec's prompt files, so an edited prompt counts as
     another env wherever the package sits."""
-    import hashlib
-
-    from matpo_gym.envs.spec import PROMPT_FILES
 
     digests = {}
     for which in PROMPT_FILES:
@@ -99,6 +97,9 @@ def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix[:-1], value
 
 
+_MISSING = object()
+
+
 def spec_changes(before: Any, now: Any, *, how: Sequence[str] = WHERE_NOT_WHAT, either: bool = False) -> list[str]:
     """Dotted fields whose values differ between two recorded settings (env specs, policy
     settings), leaving out ``how`` (:data:`WHERE_NOT_WHAT`) and, unless ``either``, fields only one
@@ -115,20 +116,18 @@ def spec_changes(before: Any, now: Any, *, how: Sequence[str] = WHERE_NOT_WHAT, 
     return sorted(k for k in keys if k not in how and old.get(k, _MISSING) != new.get(k, _MISSING))
 
 
-_MISSING = object()
-
-
 def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any] | None = None,
                  env_spec: dict[str, Any] | None = None, policy: dict[str, Any] | None = None,
-                 prompts: dict[str, str] | None = None) -> None:
+                 prompts: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Refuse to add episodes to a run folder whose results were played with other overrides,
     other :data:`RESUME_SETTINGS` (``settings``: this run's config as a dict), another env spec
     (an edited env file) or other policy settings (an edited catalogue entry, ``policy``). The env
-    counts as the same when its resolved spec is, however its file's path is spelled."""
+    counts as the same when its resolved spec is, however its file's path is spelled. Returns the
+    folder's run.json when it holds results (the run that resumes them reads its plans), else None."""
     meta_path = folder / "run.json"
     results = [folder / f"{mode}.jsonl" for mode in MODES]
     if not any(p.is_file() and p.stat().st_size for p in results):
-        return
+        return None
     unknown = (f"{folder} holds results but {{}}, so what they were played with is unknown; restore it, "
                "or give another --name or --out")
     if not meta_path.is_file():
@@ -150,7 +149,7 @@ def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any
         )
     old = meta.get("config")
     if settings is None or not isinstance(old, dict):
-        return
+        return meta
     new = json.loads(json.dumps(settings, default=str))
     old_spec = meta.get("env_spec")
     new_spec = json.loads(json.dumps(env_spec, default=str)) if env_spec is not None else None
@@ -171,3 +170,4 @@ def check_resume(folder: Path, overrides: Sequence[str], settings: dict[str, Any
         shown = ", ".join(edited[:6]) + (f" and {len(edited) - 6} more" if len(edited) > 6 else "")
         raise ValueError(f"{folder} holds results played with other settings than the env and policy files "
                          f"give now ({shown} changed since); give another --name or --out, or delete the folder")
+    return meta

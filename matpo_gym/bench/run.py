@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import platform
 import random
 import re
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 from matpo_gym.bench.protocol import PlannedEpisode
 from matpo_gym.bench.results import ResultsFile, write_json_atomic
 from matpo_gym.bench.resume import check_resume, policy_settings, policy_slug, prompt_digests
+from matpo_gym.bench.run_folder import RunFolder, UnreadableRun
 from matpo_gym.bench.summary import ModeSummary, format_categories, format_table, summarize
 from matpo_gym.config import to_dict
 from matpo_gym.core.trajectory import EpisodeResult
@@ -162,15 +162,23 @@ def switch_record(spec: EnvSpec, overrides: Sequence[str]) -> dict[str, Any]:
     return record
 
 
-def kept_plans(folder: Path, modes: Sequence[str]) -> dict[str, list[PlannedEpisode]]:
-    """The planned episodes of the modes an earlier invocation played into ``folder`` and this one
-    does not (``--mode`` narrowed), so their records stay counted against their own plan."""
-    try:
-        plans = json.loads((folder / "run.json").read_text(encoding="utf-8")).get("plan") or {}
-        return {mode: [PlannedEpisode(**p) for p in plan] for mode, plan in plans.items()
-                if mode in MODES and mode not in modes and (folder / f"{mode}.jsonl").is_file()}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}  # no earlier run.json (or one check_resume has refused already)
+def kept_plans(folder: Path, meta: dict[str, Any] | None, modes: Sequence[str]) -> dict[str, list[PlannedEpisode]]:
+    """The planned episodes of the modes an earlier invocation (``meta``, its run.json) played into
+    ``folder`` and this one does not (``--mode`` narrowed), so their records stay counted against
+    their own plan; a mode whose plan is missing or unreadable is left out, as before plans."""
+    if meta is None:
+        return {}
+    earlier, kept = RunFolder(folder, meta, {}, None), {}
+    for mode in MODES:
+        if mode in modes or not (folder / f"{mode}.jsonl").is_file():
+            continue
+        try:
+            plan = earlier.plan(mode)
+        except UnreadableRun:
+            continue
+        if plan is not None:
+            kept[mode] = plan
+    return kept
 
 
 def take_verdict(scorer: JudgeScorer, task: Task, result: EpisodeResult) -> Verdict | None:
@@ -244,7 +252,7 @@ def run(
     # a policy handed in is described by its caller's settings, not by the catalogue entry config.policy names
     catalogue_entry = policy_settings(config.policy) if policy_given is None else None
     prompts = prompt_digests(spec)
-    check_resume(folder, config.set, to_dict(config), to_dict(spec), catalogue_entry, prompts)
+    earlier = check_resume(folder, config.set, to_dict(config), to_dict(spec), catalogue_entry, prompts)
     scorer = None
     if config.judge is not None:
         fallback = get_scorer(spec.scoring.scorer).primary
@@ -258,7 +266,7 @@ def run(
                         count_tokens=count_tokens)
 
     probes = {mode: make_env(mode) for mode in modes}  # an env that cannot be built fails before the folder exists
-    kept = kept_plans(folder, modes)
+    kept = kept_plans(folder, earlier, modes)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "summary.json").unlink(missing_ok=True)  # claims of an earlier invocation, rewritten at the end
     meta: dict[str, Any] = {
