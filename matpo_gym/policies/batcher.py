@@ -11,7 +11,7 @@ import time
 from concurrent.futures import Future
 
 from matpo_gym.core.messages import Prompt
-from matpo_gym.policies.base import Completion, Policy
+from matpo_gym.policies.base import Completion, Policy, generate_checked
 
 
 class ServerClosing(RuntimeError):
@@ -78,11 +78,7 @@ class MicroBatcher:
     def _run(self, batch: list[tuple[Prompt, Future[Completion]]]) -> None:
         self.batch_sizes.append(len(batch))
         try:
-            completions = self.policy.generate([prompt for prompt, _ in batch])
-            if len(completions) != len(batch):
-                raise RuntimeError(
-                    f"Policy {self.policy.name!r} returned {len(completions)} completions for {len(batch)} prompts."
-                )
+            completions = generate_checked(self.policy, [prompt for prompt, _ in batch])
         except Exception as exc:  # noqa: BLE001 - any policy failure is answered, never kills the queue
             for _, future in batch:
                 future.set_exception(exc)

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from matpo_gym.core.messages import Message, Prompt, Role
 from matpo_gym.data.tasks import Task
-from matpo_gym.policies.base import Policy
+from matpo_gym.policies.base import Policy, generate_checked
 from matpo_gym.scoring.metrics import exact_match, f1, gaia_match
 from matpo_gym.scoring.scorers import Metric, Scorer
 
@@ -229,9 +229,7 @@ class LLMJudge:
         if not texts:
             return []
         try:
-            completions = self.policy.generate([Prompt(Role.SINGLE, (Message("user", t),)) for t in texts])
-            if len(completions) != len(texts):
-                raise RuntimeError(f"the judge returned {len(completions)} completions for {len(texts)} prompts")
+            completions = generate_checked(self.policy, [Prompt(Role.SINGLE, (Message("user", t),)) for t in texts])
         except Exception as exc:  # noqa: BLE001 - a failed judge scores 0, it never stops a run
             error = f"judge call failed: {type(exc).__name__}: {exc}"
             return [Verdict(None, 0.0, text, "", error) for text in texts]
