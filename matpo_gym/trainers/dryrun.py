@@ -127,13 +127,20 @@ class Plan:
         state = self.state_bytes(precision)
         held = state / self.launch.processes if cfg.sharding == "fsdp" else state
         layers, _, logits, per_logit = self.activation_bytes(precision)
-        engine = (cfg.vllm_gpu_memory_utilization * REFERENCE_GPU_GIB * GIB
-                  if cfg.rollout_engine == "vllm" and cfg.algo != "sft" else 0)
-        most = int(held + layers + logits + engine)
+        most = int(held + layers + logits + self.vllm_bytes)
         if cfg.algo == "sft":
             return most, most
         fewest = min(self.activation_tokens, cfg.max_new_tokens) * per_logit * shape.vocab_size
-        return int(held + layers + fewest + engine), most
+        return int(held + layers + fewest + self.vllm_bytes), most
+
+    @property
+    def vllm_bytes(self) -> float:
+        """What a vLLM engine holds of each GPU, all through training (0 without one, and for SFT,
+        which generates nothing)."""
+        cfg = self.config
+        if cfg.rollout_engine != "vllm" or cfg.algo == "sft":
+            return 0
+        return cfg.vllm_gpu_memory_utilization * REFERENCE_GPU_GIB * GIB
 
     def rollout_cache_bytes(self, precision: PrecisionPlan) -> int:
         """The HF engine's key/value cache for one process's share of ``rollout_batch`` sequences of
@@ -375,8 +382,8 @@ def _warnings(plan: Plan) -> list[str]:
                          f"exceed an {REFERENCE_GPU_GIB} GiB GPU; the reference uses gradient "
                          "checkpointing (gradient_checkpointing = true) and at most 40,960 tokens per GPU "
                          "per micro-batch")
-        engine = cfg.vllm_gpu_memory_utilization * limit
-        if cfg.rollout_engine == "vllm" and engine < 1.25 * plan.gathered_bytes(precision):
+        engine = plan.vllm_bytes
+        if engine and engine < 1.25 * plan.gathered_bytes(precision):
             notes.append(f"vLLM's share of an {REFERENCE_GPU_GIB} GiB GPU ({gib(engine)}) leaves little or no room "
                          f"for its key/value cache beside the model's {precision.compute} weights "
                          f"({gib(plan.gathered_bytes(precision))})")
